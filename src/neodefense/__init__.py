@@ -1,0 +1,2 @@
+"""neodefense: open planetary-defence pipeline."""
+__version__ = "0.1.0"
