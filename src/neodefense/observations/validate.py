@@ -64,11 +64,13 @@ def validate(
              "observer position (pos1..pos3) incomplete"),
         ]
     if known_stations is not None:
-        codes = np.array(sorted(known_stations), dtype=object)
+        codes = frozenset(known_stations)
         for field in ("stn", "trx", "rcv"):
             vals = c[field]
-            present = vals != ""
-            unknown = present & ~np.isin(vals, codes)
+            # look up each distinct value once; rows are then marked with a small np.isin
+            unknown_values = set(vals.tolist()) - codes - {""}
+            unknown = (np.isin(vals, np.array(sorted(unknown_values), dtype=object))
+                       if unknown_values else np.zeros(n, dtype=bool))
             checks.insert(2, (field, unknown, "unknown observatory code"))
 
     bad = np.zeros(n, dtype=bool)
