@@ -30,6 +30,7 @@ __all__ = [
     "check_de440_coverage",
     "body_barycentric_state",
     "earth_barycentric_state",
+    "assist_ephem",
 ]
 
 #: astronomical unit in km (IAU 2012 resolution B2, as in DE440)
@@ -167,3 +168,16 @@ def earth_barycentric_state(
     vel_au_per_day (N, 3))`` at two-part TDB Julian dates.
     """
     return body_barycentric_state(399, tdb_jd1, tdb_jd2)
+
+
+@functools.cache
+def assist_ephem() -> "assist.Ephem":  # noqa: F821 (imported lazily)
+    """The ASSIST ephemeris (DE440 planets + the 16 DE441 massive asteroids), opened once per process.
+
+    ``assist.Ephem`` cannot be pickled: every process (and every Dask worker) calls this function
+    itself; pass numpy arrays between processes, never the returned object. Opening takes < 1 ms
+    and maps ~50 MB.
+    """
+    import assist
+
+    return assist.Ephem(DE440_PATH, SMALL_BODIES_PATH)

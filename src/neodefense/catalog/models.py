@@ -1,0 +1,226 @@
+"""The catalog's tables as SQLAlchemy 2 models. The schema itself is created by the Alembic
+migrations in ``catalog/migrations/versions``; a test compares the two so they cannot drift.
+
+Conventions
+-----------
+* Observation columns carry the ADES names of :data:`neodefense.observations.batch.COLUMNS`
+  (mixed case: quote them in hand-written SQL). Missing strings are ``''`` (columns are NOT NULL),
+  missing numbers are NULL (NaN in a batch).
+* Every observation is stored once. Its identity is (object, ``stn``, ``trx``, ``rcv``, time,
+  ``k_a``, ``k_b``): optical rows key on RA/Dec, radar rows on delay/Doppler (see
+  :func:`dedup_keys`). Values are first snapped to the precision the observer reported (when the
+  record carries it), then put on integer grids fine enough that every decimal the formats carry
+  (7 decimals of a day, 4 of a second of time, 8 of a degree, 6 of an arcsec) lands exactly on a
+  grid point. So the same value written with more or fewer trailing digits, in obs80 sexagesimal
+  or ADES decimal degrees, or rounded to another unit with its precision alongside, gives the
+  same key, while float noise (~1e-11 day, ~1e-13 deg) stays far below half a grid step.
+* Times are UTC; ``received_at`` is timezone-aware UTC (SQLite hands it back naive: UTC).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from neodefense.observations.batch import COLUMNS
+
+#: Submission status values. Later stages add their own ('fitted', 'monitored').
+STORED, INGESTED, FAILED = "stored", "ingested", "failed"
+
+#: Time key step: 20 µs. Decimal days to 1e-7 (8.64 ms = 432 steps) and decimal seconds to 1e-4
+#: (5 steps) are exact multiples; 1e-8 day (43.2 steps) is 0.3 step away from a rounding edge.
+KEY_TIME_PER_DAY = 86_400 * 50_000
+#: RA key step: 1e-7 s of time (= 1.5 µas). 1e-8 deg = 24 steps; 0.0001 s = 1000 steps.
+KEY_RA_PER_S = 10_000_000
+#: Dec key step: 1e-7 arcsec. 1e-9 deg = 36 steps; 0.001 arcsec = 10,000 steps.
+KEY_DEC_PER_ARCSEC = 10_000_000
+#: Radar times key on whole seconds: echoes are timed to the second, obs80 carries them to
+#: 1e-6 day (86 ms) and ADES to 0.01 s without a precision, and the delay or Doppler value
+#: already tells two measurements apart.
+RADAR_TIME_STEP_S = 1.0
+#: Radar delay key step: 1 ps (obs80 gives 0.1 ns). Doppler key step: 1 µHz (obs80 gives 0.1 mHz).
+KEY_DELAY_PER_S = 1_000_000_000_000
+KEY_DOPPLER_PER_HZ = 1_000_000
+#: Key value for a quantity the record does not carry (NULL would never conflict in an index).
+KEY_MISSING = -(2**62)
+
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite: INTEGER PRIMARY KEY = rowid
+Json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Observatory(Base):
+    """The MPC observatory-code table (refreshed from the shipped copy at every connect)."""
+
+    __tablename__ = "observatories"
+    code: Mapped[str] = mapped_column(sa.String(8), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.Text, server_default="")
+    longitude_deg: Mapped[float | None] = mapped_column(sa.Double)
+    rho_cos_phi: Mapped[float | None] = mapped_column(sa.Double)
+    rho_sin_phi: Mapped[float | None] = mapped_column(sa.Double)
+    observations_type: Mapped[str] = mapped_column(sa.Text, server_default="")
+
+
+class RawBlob(Base):
+    """Submitted bytes, content-addressed; the bytes themselves are in ``raw_chunks``."""
+
+    __tablename__ = "raw_blobs"
+    sha256: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(sa.BigInteger)
+    n_chunks: Mapped[int] = mapped_column(sa.Integer)
+    chunk_bytes: Mapped[int] = mapped_column(sa.Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
+class RawChunk(Base):
+    """One piece (``chunk_bytes`` long, the last one shorter) of a raw blob, in order of ``seq``."""
+
+    __tablename__ = "raw_chunks"
+    sha256: Mapped[str] = mapped_column(
+        sa.String(64), sa.ForeignKey("raw_blobs.sha256", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(sa.LargeBinary)
+
+
+class Submission(Base):
+    """One file received from an observatory or inbox, and what its ingest made of it."""
+
+    __tablename__ = "submissions"
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(sa.String(64), sa.ForeignKey("raw_blobs.sha256"),
+                                        index=True)
+    filename: Mapped[str] = mapped_column(sa.Text, server_default="")
+    submitter: Mapped[str] = mapped_column(sa.Text, server_default="")
+    received_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
+    size: Mapped[int] = mapped_column(sa.BigInteger)
+    format: Mapped[str] = mapped_column(sa.String(16), server_default="")
+    status: Mapped[str] = mapped_column(sa.String(16), index=True)
+    n_lines: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
+    n_accepted: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
+    n_duplicates: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
+    n_rejected: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
+    receipt: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    error: Mapped[str] = mapped_column(sa.Text, server_default="")
+    duplicate_of: Mapped[int | None] = mapped_column(sa.ForeignKey("submissions.id"))
+    ingested_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
+
+
+class Object(Base):
+    """A solar-system object. ``designation`` is its best designation: the permanent number
+    if it has one, else its (first) provisional designation, else a tracklet id."""
+
+    __tablename__ = "objects"
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    designation: Mapped[str] = mapped_column(sa.Text, unique=True)
+    permid: Mapped[str | None] = mapped_column(sa.Text, unique=True)
+    provid: Mapped[str | None] = mapped_column(sa.Text)
+    name: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class Designation(Base):
+    """Every form under which an object has been seen: '99942', '2004 MN4', 'Apophis', and
+    tracklet ids as 'trkSub:<stn>:<trkSub>' (observer-assigned, so only unique per station)."""
+
+    __tablename__ = "designations"
+    alias: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    object_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("objects.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(sa.String(8))  # 'permID' | 'provID' | 'trkSub' | 'name'
+
+
+class Rejection(Base):
+    """A line of a submission that did not become an observation, and why."""
+
+    __tablename__ = "rejections"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    submission_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("submissions.id", ondelete="CASCADE"), index=True)
+    line: Mapped[int] = mapped_column(sa.BigInteger)
+    field: Mapped[str] = mapped_column(sa.Text, server_default="")
+    reason: Mapped[str] = mapped_column(sa.Text, server_default="")
+    raw: Mapped[str] = mapped_column(sa.Text, server_default="")
+
+
+def _observation_column(name: str, kind: str) -> sa.Column:
+    if kind == "U":
+        return sa.Column(name, sa.Text, nullable=False, server_default="")
+    if kind == "f":
+        return sa.Column(name, sa.Double, nullable=True)
+    if kind == "b":
+        return sa.Column(name, sa.Boolean, nullable=False, server_default=sa.false())
+    if kind == "i":
+        return sa.Column(name, sa.BigInteger, nullable=False, server_default="-1")
+    raise ValueError(f"unknown column kind {kind!r} for {name!r}")
+
+
+#: Dedup key columns, in the order of the unique index (object first: per-object scans use it).
+KEY_COLUMNS = ("object_id", "k_time", "stn", "k_a", "k_b", "trx", "rcv")
+
+observations_table = sa.Table(
+    "observations",
+    Base.metadata,
+    sa.Column("id", BigId, primary_key=True),
+    # object_id -> objects.id and submission_id -> submissions.id are not declared foreign keys:
+    # PostgreSQL checks those with a trigger per row, which halves the bulk-insert rate. The
+    # catalog is the only writer and references only rows it holds in the same transaction;
+    # queries.check_integrity() verifies there are no orphans (the tests run it).
+    sa.Column("object_id", sa.Integer, nullable=False),
+    sa.Column("submission_id", sa.Integer, nullable=False),
+    sa.Column("k_time", sa.BigInteger, nullable=False),
+    sa.Column("k_a", sa.BigInteger, nullable=False),
+    sa.Column("k_b", sa.BigInteger, nullable=False),
+    *(_observation_column(name, kind) for name, kind in COLUMNS.items()),
+    # The dedup key is also the (object, time) index: k_time is obsTime_mjd on a 20 µs grid.
+    sa.Index("uq_observations_key", *KEY_COLUMNS, unique=True),
+    # Rows arrive grouped by submission, so on PostgreSQL a BRIN index (nearly free) suffices.
+    sa.Index("ix_observations_submission", "submission_id", postgresql_using="brin"),
+)
+
+
+class Observation(Base):
+    """One normalized observation (ADES column names), linked to its object and submission."""
+
+    __table__ = observations_table
+
+
+def _quantize(values: np.ndarray, per_unit: float, step: np.ndarray | None = None) -> np.ndarray:
+    """Round ``values`` (in some unit) onto a grid of ``per_unit`` points per unit, as int64.
+
+    Where ``step`` (the reported precision, same unit) is finite and positive the value is first
+    snapped to a multiple of it, so a value written again with more digits, or converted to
+    another unit and rounded there (obs80 seconds of RA → ADES degrees), keys the same as long as
+    the precision travels with it. NaN values become :data:`KEY_MISSING`."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if step is not None:
+            snap = np.isfinite(step) & (step > 0)
+            values = np.where(snap, np.rint(values / np.where(snap, step, 1.0)) * step, values)
+        scaled = np.rint(values * per_unit)
+    out = np.full(len(values), KEY_MISSING, dtype=np.int64)
+    ok = np.isfinite(scaled)
+    out[ok] = scaled[ok].astype(np.int64)
+    return out
+
+
+def dedup_keys(columns: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(k_time, k_a, k_b) int64 keys of a batch's columns: optical rows key RA and Dec, radar rows
+    delay and Doppler (each on the grids of the module constants). Time, RA and Dec are snapped
+    to the reported precision (``precTime``, ``precRA``, ``precDec``) where there is one; radar
+    times to :data:`RADAR_TIME_STEP_S`."""
+    radar = columns["kind"] == "radar"
+    time_step_day = np.where(radar, RADAR_TIME_STEP_S / 86_400, columns["precTime"] * 1e-6)
+    k_time = _quantize(columns["obsTime_mjd"], KEY_TIME_PER_DAY, time_step_day)
+    ra_s = columns["ra"] * 240.0  # seconds of time, the unit of precRA
+    dec_arcsec = columns["dec"] * 3600.0
+    k_a = np.where(radar, _quantize(columns["delay"], KEY_DELAY_PER_S),
+                   _quantize(ra_s, KEY_RA_PER_S, columns["precRA"]))
+    k_b = np.where(radar, _quantize(columns["doppler"], KEY_DOPPLER_PER_HZ),
+                   _quantize(dec_arcsec, KEY_DEC_PER_ARCSEC, columns["precDec"]))
+    return k_time, k_a, k_b

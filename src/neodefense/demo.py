@@ -1,0 +1,79 @@
+"""The main job on embedded defaults: a fresh SQLite catalog fed with the bundled real observations.
+
+Today it runs the ingest stage of the pipeline (later stages join as they are built): the bundled
+real MPC files are dropped into the inbox as submissions, the Prefect ingest flow stores and parses
+them, and a summary of the catalog is printed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from importlib import resources
+from pathlib import Path
+
+from neodefense import config
+
+#: bundled files → the inbox folder (submitter) they are dropped into
+DEMO_FILES: dict[str, str] = {
+    "2008_TC3.obs80": "MPC",
+    "2024_BX1.obs80": "MPC",
+    "99942_Apophis.obs80": "MPC",
+    "101955_Bennu.obs80": "MPC",
+    "2023_QR6.obs80": "MPC",
+}
+
+
+def demo_files() -> list[tuple[str, Path]]:
+    root = resources.files("neodefense.data").joinpath("demo")
+    return [(submitter, Path(str(root.joinpath(name)))) for name, submitter in DEMO_FILES.items()]
+
+
+def run(data_dir: Path | None = None, keep: bool = False, use_prefect: bool = True) -> int:
+    base = config.load()
+    data_dir = (data_dir or base.data_dir / "demo").resolve()
+    if data_dir.exists() and not keep:
+        shutil.rmtree(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    settings = base.with_overrides(paths={"data_dir": str(data_dir)}, catalog={"url": ""})
+    print(f"neodefense demo: catalog {settings.catalog_url}")
+
+    for submitter, path in demo_files():
+        target = settings.inbox_root / submitter
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target / path.name)
+
+    started = time.perf_counter()
+    if use_prefect:
+        config.apply_prefect_environment(settings)
+        from flows.ingest import ingest_inbox
+
+        override = data_dir / "demo-settings.toml"
+        override.write_text(f'[paths]\ndata_dir = "{data_dir.as_posix()}"\n'
+                            '[catalog]\nurl = ""\n')
+        receipts = ingest_inbox(config_path=str(override))
+    else:
+        from neodefense import inbox
+        from neodefense.catalog import db, ingest
+
+        engine = db.connect(settings.catalog_url)
+        receipts = []
+        for item in inbox.scan(settings.inbox_root):
+            receipt = ingest.ingest(engine, item.path, filename=item.path.name,
+                                    submitter=item.submitter).as_json()
+            inbox.settle(item, receipt, settings.processed_dir, settings.quarantine_dir)
+            receipts.append(receipt)
+    elapsed = time.perf_counter() - started
+
+    print(f"\ningested {len(receipts)} submissions in {elapsed:.1f} s")
+    for r in receipts:
+        print(f"  {r['file']:<24} submission {r['submission_id']}: {r['accepted']:>6} accepted, "
+              f"{r['duplicates']:>4} duplicates, {len(r['rejected']):>3} rejected")
+
+    from neodefense.catalog import db, queries
+
+    summary = queries.summary(db.connect(settings.catalog_url))
+    print("\ncatalog summary")
+    print(json.dumps(summary, indent=2, default=str))
+    return 0 if all(not r.get("error") for r in receipts) else 1
