@@ -303,6 +303,14 @@ def catalog_parts(conn: Connection, parts: Iterable[ParseResult], receipt: Recei
         receipt.n_rejected += len(rejections)
         room = MAX_RECEIPT_REJECTIONS - len(receipt.rejected)
         receipt.rejected.extend(r.as_dict() for r in rejections[:max(room, 0)])
+    if receipt.accepted + receipt.duplicates + receipt.n_rejected == 0:
+        # nothing in the file was a record: say so rather than return an empty receipt
+        empty = Rejection(receipt.file, 0, "file",
+                          "no observation records in the submission (empty file, or only blank "
+                          "and header lines)")
+        _write_rejections(conn, receipt.submission_id, [empty])
+        receipt.n_rejected += 1
+        receipt.rejected.append(empty.as_dict())
     receipt.merged += resolver.merged
     receipt.renamed += resolver.renamed
 
