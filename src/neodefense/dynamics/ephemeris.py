@@ -16,9 +16,13 @@ from __future__ import annotations
 import atexit
 import functools
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from jplephem.spk import SPK
+
+if TYPE_CHECKING:  # assist is imported where it is used (assist_ephem)
+    import assist
 
 __all__ = [
     "AU_KM",
@@ -171,7 +175,7 @@ def earth_barycentric_state(
 
 
 @functools.cache
-def assist_ephem() -> "assist.Ephem":  # noqa: F821 (imported lazily)
+def assist_ephem() -> assist.Ephem:
     """The ASSIST ephemeris (DE440 planets + the 16 DE441 massive asteroids), opened once per process.
 
     ``assist.Ephem`` cannot be pickled: every process (and every Dask worker) calls this function
