@@ -74,6 +74,7 @@ __all__ = [
     "equatorial_to_ecliptic",
     "keplerian_to_cartesian",
     "two_body_propagate",
+    "kepler_propagate",
 ]
 
 ELEMENT_NAMES = ("a_au", "e", "i_deg", "node_deg", "argperi_deg", "M_deg", "q_au", "tp_tdb_jd")
@@ -443,16 +444,119 @@ def keplerian_to_cartesian(elements: ArrayLike, mu: float = GM_SUN_AU3_PER_DAY2)
 
 def two_body_propagate(state_helio_ecl_au: ArrayLike, epoch_tdb_jd: ArrayLike,
                        target_tdb_jd: ArrayLike, mu: float = GM_SUN_AU3_PER_DAY2) -> np.ndarray:
-    """Kepler (two-body) motion of heliocentric states from ``epoch_tdb_jd`` to ``target_tdb_jd``.
+    """Kepler (two-body) motion of heliocentric states from ``epoch_tdb_jd`` to ``target_tdb_jd``
+    (:func:`kepler_propagate` on (N, 6) states).
 
     An analytic convenience (initial orbits, short light-time hops), not the force-model
     propagator. The frame only needs to be inertial and Sun-centred (ecliptic or ICRF alike).
     """
     state = _as_states(state_helio_ecl_au)
     n = state.shape[0]
-    q, e, inc, node, argperi, dt = _state_to_cometary_dt(state, mu)
-    dt_new = dt + (_epochs(target_tdb_jd, n) - _epochs(epoch_tdb_jd, n))
-    return _cometary_dt_to_state(q, e, inc, node, argperi, dt_new, mu)
+    dt = _epochs(target_tdb_jd, n) - _epochs(epoch_tdb_jd, n)
+    r, v = kepler_propagate(state[:, :3].real, state[:, 3:].real, dt.real, mu)
+    return np.concatenate([r, v], axis=1)
+
+
+def _stumpff_cs(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Stumpff functions C(z), S(z), with a series near z = 0 (|z| < 0.01: error < 1e-16)."""
+    c = np.empty_like(z)
+    s = np.empty_like(z)
+    pos = z > 1e-2
+    neg = z < -1e-2
+    small = ~(pos | neg)
+    if pos.any():
+        zp = z[pos]
+        sz = np.sqrt(zp)
+        c[pos] = (1.0 - np.cos(sz)) / zp
+        s[pos] = (sz - np.sin(sz)) / (sz * zp)
+    if neg.any():
+        zn = -z[neg]
+        sz = np.sqrt(np.minimum(zn, 700.0**2))  # cosh overflow guard (never reached in practice)
+        c[neg] = (np.cosh(sz) - 1.0) / zn
+        s[neg] = (np.sinh(sz) - sz) / (sz * zn)
+    if small.any():
+        zs = z[small]
+        c[small] = 0.5 + zs * (-1.0 / 24 + zs * (1.0 / 720 + zs * (-1.0 / 40320 + zs / 3628800)))
+        s[small] = 1.0 / 6 + zs * (-1.0 / 120 + zs * (1.0 / 5040 + zs * (-1.0 / 362880
+                                                                         + zs / 39916800)))
+    return c, s
+
+
+def kepler_propagate(r0_au: np.ndarray, v0_au_per_day: np.ndarray, dt_day: np.ndarray,
+                     mu: float = GM_SUN_AU3_PER_DAY2, max_iter: int = 60
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Two-body propagation of states by ``dt_day`` (universal variables, any conic).
+
+    ``r0_au``, ``v0_au_per_day``: (..., 3); ``dt_day``: (...); all broadcast together (e.g. states
+    (K, 1, 3) with times (K or 1, M) give (K, M, 3)). Returns ``(r_au, v_au_per_day)``.
+    Kepler's equation in the universal anomaly χ is solved with the Laguerre-Conway iteration
+    (robust for elliptic, parabolic and hyperbolic orbits); converges to ~1e-15 relative.
+    """
+    r0 = np.asarray(r0_au, dtype=float)
+    v0 = np.asarray(v0_au_per_day, dtype=float)
+    dt = np.asarray(dt_day, dtype=float)
+    shape = np.broadcast_shapes(r0.shape[:-1], v0.shape[:-1], dt.shape)
+    r0 = np.broadcast_to(r0, shape + (3,)).reshape(-1, 3)
+    v0 = np.broadcast_to(v0, shape + (3,)).reshape(-1, 3)
+    dt = np.broadcast_to(dt, shape).reshape(-1)
+
+    sqmu = np.sqrt(mu)
+    r0n = np.linalg.norm(r0, axis=-1)
+    v0sq = np.einsum("ij,ij->i", v0, v0)
+    rv = np.einsum("ij,ij->i", r0, v0) / sqmu
+    alpha = 2.0 / r0n - v0sq / mu  # 1/a
+    one_m_ar = 1.0 - alpha * r0n
+
+    # initial guess (Vallado): elliptic √μ α Δt; hyperbolic logarithmic; else Δt √μ / r0
+    chi = sqmu * dt / r0n
+    ell = alpha > 1e-9
+    chi[ell] = sqmu * dt[ell] * alpha[ell]
+    hyp = alpha < -1e-9
+    if hyp.any():
+        a = 1.0 / alpha[hyp]
+        sgn = np.sign(dt[hyp])
+        num = -2.0 * mu * alpha[hyp] * dt[hyp]
+        den = rv[hyp] * sqmu + sgn * np.sqrt(-mu * a) * one_m_ar[hyp]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            guess = sgn * np.sqrt(-a) * np.log(num / den)
+        ok = np.isfinite(guess)
+        chi_h = chi[hyp]
+        chi_h[ok] = guess[ok]
+        chi[hyp] = chi_h
+
+    active = np.abs(dt) > 0
+    chi[~active] = 0.0
+    n_lag = 5.0
+    for _ in range(max_iter):
+        if not active.any():
+            break
+        idx = np.flatnonzero(active)
+        x = chi[idx]
+        al = alpha[idx]
+        z = al * x * x
+        c, s = _stumpff_cs(z)
+        x2 = x * x
+        f = rv[idx] * x2 * c + one_m_ar[idx] * x2 * x * s + r0n[idx] * x - sqmu * dt[idx]
+        fp = rv[idx] * x * (1.0 - z * s) + one_m_ar[idx] * x2 * c + r0n[idx]
+        fpp = rv[idx] * (1.0 - z * c) + one_m_ar[idx] * x * (1.0 - z * s)
+        disc = np.sqrt(np.abs((n_lag - 1.0) ** 2 * fp * fp - n_lag * (n_lag - 1.0) * f * fpp))
+        denom = fp + np.copysign(disc, fp)
+        delta = n_lag * f / denom
+        chi[idx] = x - delta
+        done = np.abs(delta) <= 1e-14 * np.maximum(np.abs(x), 1e-3)
+        active[idx[done | ~np.isfinite(delta)]] = False
+
+    z = alpha * chi * chi
+    c, s = _stumpff_cs(z)
+    chi2 = chi * chi
+    f = 1.0 - chi2 * c / r0n
+    g = dt - chi2 * chi * s / sqmu
+    r = f[:, None] * r0 + g[:, None] * v0
+    rn = np.linalg.norm(r, axis=-1)
+    fdot = sqmu / (rn * r0n) * chi * (z * s - 1.0)
+    gdot = 1.0 - chi2 * c / rn
+    v = fdot[:, None] * r0 + gdot[:, None] * v0
+    return r.reshape(shape + (3,)), v.reshape(shape + (3,))
 
 
 # --------------------------------------------------------------------------------------------
