@@ -23,7 +23,6 @@ import numpy as np
 import pytest
 
 from neodefense import timescales
-from neodefense.constants import GM_SUN_AU3_PER_DAY2
 from neodefense.dynamics import ephemeris
 from neodefense.observations import io
 from neodefense.observatories.positions import observer_states
