@@ -12,9 +12,9 @@ import os
 import time
 from pathlib import Path
 
+import erfa  # noqa: F401 - named in a warning filter
 import numpy as np
 import pytest
-import erfa  # noqa: F401 - named in a warning filter
 from astropy.time import Time
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

@@ -89,7 +89,6 @@ import dataclasses
 import gc
 import io
 import logging
-import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import BinaryIO
 
