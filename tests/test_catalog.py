@@ -17,7 +17,7 @@ from neodefense.observations.batch import COLUMNS, ObservationBatch
 from neodefense.observatories.codes import observatories
 
 TABLES = {"observatories", "raw_blobs", "raw_chunks", "submissions", "objects", "designations",
-          "observations", "rejections"}
+          "observations", "rejections", "orbit_solutions", "orbit_residuals"}
 
 
 # -- schema ----------------------------------------------------------------------------------------

@@ -144,6 +144,126 @@ def cmd_fetch_mpc(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fit_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """What a ``fit`` was asked to do, as stored with the solution."""
+    return {"nongrav": args.nongrav, "exclude": [], "epoch_tdb_jd": args.epoch,
+            "requested_by": "cli"}
+
+
+def _fit_text(solution: Any, stored: tuple[int, int] | None) -> str:
+    """A readable summary of an OrbitSolution: elements ± 1σ, RMS, counts, status."""
+    from neodefense import timescales
+
+    units = {"a_au": "au", "q_au": "au", "i_deg": "deg", "node_deg": "deg",
+             "argperi_deg": "deg", "M_deg": "deg", "tp_tdb_jd": "TDB JD", "e": ""}
+    lines = [f"{solution.designation or '(no designation)'}: {solution.status}"
+             + (f" — {solution.message}" if solution.message else "")]
+    if solution.ok:
+        epoch = solution.epoch_tdb_jd
+        utc = timescales.utc_mjd_to_iso(timescales.tdb_jd_to_utc_mjd(epoch), precision=0)
+        lines.append(f"epoch TDB JD {epoch:.6f} ({str(utc.ravel()[0])} UTC); heliocentric "
+                     "ecliptic J2000 elements ± 1σ:")
+        for key, value in solution.elements.items():
+            sigma = solution.sigmas.get(key, float("nan"))
+            lines.append(f"  {key:<12} {value:>20.12g} ± {sigma:<9.2g} {units.get(key, '')}"
+                         .rstrip())
+        for key, value in solution.nongrav.items():
+            sigma = solution.nongrav_sigmas.get(key)
+            text = f"± {sigma:<9.2g}" if sigma is not None else "(fixed)"
+            lines.append(f"  {key:<12} {value:>20.6g} {text} au/day²")
+        lines.append(f"RMS {solution.rms_arcsec:.3g}\" (normalized "
+                     f"{getattr(solution, 'rms_normalized', float('nan')):.3g}), "
+                     f"χ² {solution.chi2:.5g}; {solution.n_obs} observations, {solution.n_used} "
+                     f"used, {solution.n_rejected} rejected; {solution.iterations} iterations, "
+                     f"{solution.runtime_s:.2f} s")
+        extra = []
+        if solution.H is not None:
+            extra.append(f"H {solution.H:.2f}")
+        if solution.moid_au is not None:
+            extra.append(f"Earth MOID {solution.moid_au:.3g} au")
+        if extra:
+            lines.append(", ".join(extra))
+    ranging = solution.ranging or {}
+    parts = []
+    if ranging.get("rho_2.5_au") is not None and ranging.get("rho_97.5_au") is not None:
+        parts.append(f"distance from the observer {ranging['rho_2.5_au']:.3g}–"
+                     f"{ranging['rho_97.5_au']:.3g} au (95 %)")
+    for key, label in (("neo_probability", "P(NEO)"), ("p_moid_lt_0.05_au", "P(MOID < 0.05 au)")):
+        if ranging.get(key) is not None:
+            parts.append(f"{label} {ranging[key]:.2f}")
+    if not solution.ok and parts:
+        lines.append("ranging: " + ", ".join(parts))
+    if stored is not None:
+        lines.append(f"stored in the catalog as solution {stored[0]} (version {stored[1]})")
+    return "\n".join(lines)
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    """Fit an orbit to a file (``--obs``, no catalog) or to an object's catalog observations
+    (stored as the object's next solution version). Exit status 1 when the fit fails."""
+    from neodefense.compute import prepare_process
+    from neodefense.observations import io as obs_io
+    from neodefense.observations.validate import validate
+    from neodefense.observatories.codes import known_codes
+    from neodefense.orbits.fit import fit_orbit, solution_at_epoch
+    from neodefense.orbits.solution import FAILED, OrbitSolution
+
+    prepare_process()
+    designation = ""
+    catalog = None
+    if args.obs:
+        path = Path(args.obs)
+        try:
+            parsed = obs_io.read(path)
+        except (OSError, ValueError) as exc:
+            print(f"{path}: cannot read: {exc}", file=sys.stderr)
+            return 1
+        batch, invalid = validate(parsed.batch, str(path), known_codes())
+        for rejection in [*parsed.rejections, *invalid]:
+            print(f"{rejection} (not fitted)", file=sys.stderr)
+    else:
+        from neodefense.catalog import queries, solutions
+
+        engine = _engine(args)
+        try:
+            info = queries.object_info(engine, args.designation)
+            batch, ids = solutions.observations_with_ids(engine, args.designation)
+        except LookupError:
+            print(f"{args.designation}: no such object in the catalog", file=sys.stderr)
+            return 1
+        designation = info["designation"]
+        catalog = (engine, info["id"], ids, solutions)
+    try:
+        solution = fit_orbit(batch, designation=designation, nongrav=args.nongrav)
+    except Exception as exc:  # noqa: BLE001 - report, never a traceback
+        solution = OrbitSolution(designation=designation or args.obs, status=FAILED,
+                                 message=f"internal error: {type(exc).__name__}: {exc}")
+    stored = None
+    if catalog is not None:
+        engine, object_id, ids, solutions = catalog
+        try:
+            solution_id = solutions.store_solution(engine, object_id, solution, ids,
+                                                   _fit_settings(args))
+        except Exception as exc:  # noqa: BLE001 - a database problem: say so, no traceback
+            print(f"{designation}: the solution could not be stored: {exc}", file=sys.stderr)
+            return 1
+        stored = (solution_id, solutions.latest_solution(
+            engine, designation, ok_only=False)["version"])
+    report = solution
+    if solution.ok and args.epoch is not None:
+        try:
+            report = solution_at_epoch(solution, args.epoch)
+        except Exception as exc:  # noqa: BLE001 - e.g. an epoch outside DE440
+            print(f"{solution.designation}: cannot report the orbit at TDB JD {args.epoch}: "
+                  f"{exc}", file=sys.stderr)
+            return 1
+    if args.json:
+        print(json.dumps(report.as_json(), indent=2))
+    else:
+        print(_fit_text(report, stored))
+    return 0 if solution.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="neodefense", description=__doc__)
     parser.add_argument("--config", help="settings file (TOML) over config/neodefense.toml")
@@ -185,6 +305,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("designation", metavar="DESIGNATION")
     p.add_argument("-o", "--output", help="write to this file instead of standard output")
     p.set_defaults(func=cmd_fetch_mpc)
+    p = sub.add_parser("fit", help="fit an orbit (catalog object, or a file with --obs)")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("designation", nargs="?", metavar="DESIGNATION",
+                        help="object in the catalog: fit its observations, store the solution")
+    target.add_argument("--obs", metavar="FILE",
+                        help="fit the observations in FILE (obs80 / ADES) without any catalog")
+    p.add_argument("--catalog", metavar="URL", help="catalog database URL")
+    p.add_argument("--nongrav", choices=["none", "a2", "a1a2a3"], default="none",
+                   help="non-gravitational parameters to fit (Marsden A1/A2/A3)")
+    p.add_argument("--epoch", type=float, metavar="TDB_JD",
+                   help="report the orbit at this epoch (TDB Julian date)")
+    p.add_argument("--json", action="store_true", help="print the solution as JSON")
+    p.set_defaults(func=cmd_fit)
     return parser
 
 

@@ -224,3 +224,76 @@ def dedup_keys(columns: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, 
     k_b = np.where(radar, _quantize(columns["doppler"], KEY_DOPPLER_PER_HZ),
                    _quantize(dec_arcsec, KEY_DEC_PER_ARCSEC, columns["precDec"]))
     return k_time, k_a, k_b
+
+
+# -- orbit solutions (migration 0002) ---------------------------------------------------------------
+
+class OrbitSolutionRecord(Base):
+    """One orbit fit of an object: ``version`` 1, 2, … per object, never overwritten.
+
+    Failed fits are stored too (``status`` ≠ 'converged', with their ``message``); the current
+    orbit of an object is its newest converged version. The vectors and matrices are JSON arrays
+    in the units of :class:`neodefense.orbits.solution.OrbitSolution` (NaN stored as null).
+    ``observation_set_hash`` identifies the observation set fitted; the exact observation rows
+    are the solution's ``orbit_residuals``. ``supersedes``: the object's previous solution.
+    Deleting an object (a merge) deletes its solutions.
+    """
+
+    __tablename__ = "orbit_solutions"
+    __table_args__ = (
+        sa.UniqueConstraint("object_id", "version", name="uq_orbit_solutions_object_version"),
+    )
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    object_id: Mapped[int] = mapped_column(sa.ForeignKey("objects.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(sa.Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(sa.String(16))
+    message: Mapped[str] = mapped_column(sa.Text, server_default="")
+    observation_set_hash: Mapped[str] = mapped_column(sa.String(64), index=True)
+    code_version: Mapped[str] = mapped_column(sa.Text, server_default="")
+    settings: Mapped[dict[str, Any]] = mapped_column(Json)
+    epoch_tdb_jd: Mapped[float | None] = mapped_column(sa.Double)
+    state_icrf_au: Mapped[list[float] | None] = mapped_column(Json)
+    covariance: Mapped[list[list[float]] | None] = mapped_column(Json)
+    nongrav: Mapped[dict[str, float] | None] = mapped_column(Json)
+    nongrav_sigmas: Mapped[dict[str, float] | None] = mapped_column(Json)
+    elements: Mapped[dict[str, float] | None] = mapped_column(Json)
+    sigmas: Mapped[dict[str, float] | None] = mapped_column(Json)
+    rms_arcsec: Mapped[float | None] = mapped_column(sa.Double)
+    rms_normalized: Mapped[float | None] = mapped_column(sa.Double)
+    chi2: Mapped[float | None] = mapped_column(sa.Double)
+    n_obs: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    n_used: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    n_rejected: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    H: Mapped[float | None] = mapped_column(sa.Double)
+    moid_au: Mapped[float | None] = mapped_column(sa.Double)
+    close_approaches: Mapped[list[dict[str, Any]] | None] = mapped_column(Json)
+    ranging: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    iterations: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    runtime_s: Mapped[float] = mapped_column(sa.Double, server_default="0")
+    supersedes: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("orbit_solutions.id", ondelete="SET NULL"))
+
+
+class OrbitResidual(Base):
+    """A solution's outcome for one stored observation: O − C in arcsec (RA·cos Dec, Dec; null
+    for radar), the σ used for weighting, its χ² contribution, whether it was rejected as an
+    outlier and whether it entered the fit (``used``: not rejected, excluded, radar or failed).
+
+    The rows of a solution are the exact observation set it was fitted to, so solution →
+    observations → submissions is a join. An observation deleted by an object merge takes its
+    residual rows with it (the merged-away object's solutions go too)."""
+
+    __tablename__ = "orbit_residuals"
+    solution_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("orbit_solutions.id", ondelete="CASCADE"), primary_key=True)
+    observation_id: Mapped[int] = mapped_column(
+        BigId, sa.ForeignKey("observations.id", ondelete="CASCADE"), primary_key=True,
+        index=True)
+    ra_arcsec: Mapped[float | None] = mapped_column(sa.Double)
+    dec_arcsec: Mapped[float | None] = mapped_column(sa.Double)
+    sigma_ra_arcsec: Mapped[float | None] = mapped_column(sa.Double)
+    sigma_dec_arcsec: Mapped[float | None] = mapped_column(sa.Double)
+    chi2: Mapped[float | None] = mapped_column(sa.Double)
+    rejected: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.false())
+    used: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.false())

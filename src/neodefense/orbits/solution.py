@@ -57,6 +57,9 @@ def observation_set_hash(batch: ObservationBatch) -> str:
     return digest.hexdigest()
 
 
+_RADAR_FIELDS = ("delay_us", "doppler_hz", "sigma_delay_us", "sigma_doppler_hz")
+
+
 @dataclasses.dataclass
 class Residuals:
     """Per-observation outcome of a fit, in the order of the fitted batch.
@@ -75,6 +78,12 @@ class Residuals:
     sigma_dec_arcsec: np.ndarray
     chi2: np.ndarray
     rejected: np.ndarray
+    used: np.ndarray | None = None  # True where the observation entered the fit
+    # radar rows (NaN elsewhere), when radar was fitted: O − C and 1σ
+    delay_us: np.ndarray | None = None
+    doppler_hz: np.ndarray | None = None
+    sigma_delay_us: np.ndarray | None = None
+    sigma_doppler_hz: np.ndarray | None = None
 
     def as_json(self) -> list[dict[str, Any]]:
         out = []
@@ -89,6 +98,9 @@ class Residuals:
                 "sigma_dec_arcsec": _num(self.sigma_dec_arcsec[i]),
                 "chi2": _num(self.chi2[i]),
                 "rejected": bool(self.rejected[i]),
+                **({} if self.used is None else {"used": bool(self.used[i])}),
+                **{name: _num(getattr(self, name)[i]) for name in _RADAR_FIELDS
+                   if getattr(self, name) is not None and np.isfinite(getattr(self, name)[i])},
             })
         return out
 
@@ -117,7 +129,8 @@ class OrbitSolution:
     nongrav_sigmas: dict[str, float] = dataclasses.field(default_factory=dict)
     elements: dict[str, float] = dataclasses.field(default_factory=dict)
     sigmas: dict[str, float] = dataclasses.field(default_factory=dict)
-    rms_arcsec: float = float("nan")  # weighted RMS of the normalized residuals of used obs
+    rms_arcsec: float = float("nan")  # RMS of the used residuals (RA·cosδ and Dec), arcsec
+    rms_normalized: float = float("nan")  # sqrt(χ² / 2N) of the used observations (JPL's "rms")
     chi2: float = float("nan")
     n_obs: int = 0
     n_used: int = 0
@@ -151,6 +164,7 @@ class OrbitSolution:
             "nongrav": {k: float(v) for k, v in self.nongrav.items()},
             "nongrav_sigmas": {k: float(v) for k, v in self.nongrav_sigmas.items()},
             "rms_arcsec": _num(self.rms_arcsec),
+            "rms_normalized": _num(self.rms_normalized),
             "chi2": _num(self.chi2),
             "n_obs": int(self.n_obs),
             "n_used": int(self.n_used),
