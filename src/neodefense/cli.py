@@ -125,6 +125,24 @@ def cmd_inbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_orbits(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    config_mod.apply_prefect_environment(settings)
+    from flows.orbits import fit_changed_objects
+
+    summaries = fit_changed_objects(catalog_url=settings.catalog_url, config_path=args.config)
+    if args.json:
+        print(json.dumps(summaries, indent=2, default=str))
+    else:
+        if not summaries:
+            print("no object has a new observation set: nothing to fit")
+        for row in summaries:
+            print(f"{row['designation']}: {row['status']} (solution {row['solution_id']}), "
+                  f"{row['n_used']}/{row['n_obs']} observations used, "
+                  f"RMS {row['rms_arcsec']:.2f}\" {row['message']}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from neodefense import demo
 
@@ -294,6 +312,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inbox", metavar="DIR", help="inbox root (default from config)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_inbox)
+
+    p = sub.add_parser("orbits", help="run the Prefect orbit flow: refit every changed object")
+    p.add_argument("--catalog", metavar="URL")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_orbits)
 
     p = sub.add_parser("demo", help="the main job on embedded defaults, on bundled real data")
     p.add_argument("--data-dir", help="where to put the demo catalog (default: <data_dir>/demo)")
