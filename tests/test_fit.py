@@ -493,3 +493,25 @@ def test_absolute_magnitude_inverts_the_hg_system():
     bad = absolute_magnitude(mag, bands, obj, observer, sun)
     assert bad.H == pytest.approx(20.0, abs=1e-9) and bad.n_used == n - 1  # outlier out
     assert hg_phase_function(0.0) == pytest.approx(1.0)
+
+
+def test_nominal_close_approaches_apophis_2029_and_tc3_impact():
+    """The converged orbit lists its Earth/Moon approaches: Apophis passes 2029-04-13 at ~38,000 km
+    from the geocentre (JPL: 38,012 km — our optical-only, undebiased fit moves it by tens of km),
+    and 2008 TC3's nominal orbit ends inside the Earth on 2008-10-07."""
+    from neodefense.orbits.approaches import nominal_close_approaches
+
+    apophis = io.read(OBS / "99942_Apophis.obs80").batch
+    sol = fit_orbit(apophis, nongrav="a2", close_approach_years=None)
+    assert sol.ok and sol.close_approaches == []
+    approaches = nominal_close_approaches(sol, years=10.0)
+    earth = [a for a in approaches if a["body"] == "earth"]
+    assert earth[0]["date_utc"].startswith("2029-04-13")
+    assert abs(earth[0]["dist_km"] - 38_012.0) < 100.0
+    assert not earth[0]["impact"]
+
+    tc3 = fit_orbit(io.read(OBS / "2008_TC3.obs80").batch)
+    assert tc3.ok
+    last = tc3.close_approaches[-1]
+    assert last["impact"] and last["body"] == "earth"
+    assert last["date_utc"].startswith("2008-10-07T02:")

@@ -826,7 +826,7 @@ def fit_orbit(batch: ObservationBatch, designation: str = "", nongrav: str = "no
               initial: tuple[float, Sequence[float]] | tuple[float, Sequence[float], dict]
               | OrbitSolution | None = None,
               time_limit_s: float = 120.0, exclude: set[int] | None = None,
-              radar: bool = True) -> OrbitSolution:
+              radar: bool = True, close_approach_years: float | None = 100.0) -> OrbitSolution:
     """Fit an orbit to the optical observations of ``batch`` (module docstring for the method).
 
     ``nongrav``: "none", "a2" (transverse Yarkovsky), "a1a2" or "a1a2a3" — Marsden parameters
@@ -837,7 +837,9 @@ def fit_orbit(batch: ObservationBatch, designation: str = "", nongrav: str = "no
     extension. ``exclude``: values of the batch's ``line`` column to keep out of the fit.
     ``time_limit_s``: wall-clock limit (status ``failed`` when exceeded). ``radar``: also fit
     the radar delays and Dopplers referred to the centre of mass (final stage only; the
-    optical arc must determine an orbit on its own).
+    optical arc must determine an orbit on its own). ``close_approach_years``: search the
+    converged nominal orbit for Earth/Moon approaches (0.05/0.01 au) up to that many years after
+    today (:mod:`neodefense.orbits.approaches`); ``None`` or 0 skips it.
 
     Never raises for bad data: the returned solution's ``status`` and ``message`` say what
     happened (``ValueError`` only for a malformed ``nongrav`` or ``initial`` argument).
@@ -864,6 +866,16 @@ def fit_orbit(batch: ObservationBatch, designation: str = "", nongrav: str = "no
         sol.message = f"internal error: {type(exc).__name__}: {exc}"
     if sol.status != CONVERGED and sol.status != ARC_TOO_SHORT:
         sol.covariance = None
+    if sol.status == CONVERGED and close_approach_years:
+        from neodefense.orbits.approaches import nominal_close_approaches
+
+        try:
+            times = batch["obsTime_mjd"][np.isfinite(batch["obsTime_mjd"])]
+            sol.close_approaches = nominal_close_approaches(
+                sol, years=close_approach_years,
+                last_obs_mjd_utc=float(times.max()) if len(times) else None)
+        except ValueError as exc:  # e.g. the horizon beyond DE440 for a strange orbit
+            sol.message += f"; close approaches not searched: {exc}"
     sol.runtime_s = time.perf_counter() - t_start
     return sol
 
