@@ -7,7 +7,9 @@ observations for the catalog. What is timed is the catalog's own work for one su
 transaction, exactly as ``ingest`` does it after parsing: validation, object resolution, the
 duplicate check and the inserts (``catalog.ingest.catalog_parts``, chunks of ``--chunk`` rows like
 those io.iter_read yields), and the commit. Each run gets a new database; the median of
-``--runs`` runs is printed per backend. ``--end-to-end`` also times ``ingest`` of the same
+``--runs`` runs is printed per backend, with the median CPU seconds of this process and (for a
+local PostgreSQL) of the server process: on a shared machine those vary less than the wall
+time, and show which side limits it. ``--end-to-end`` also times ``ingest`` of the same
 observations written as one obs80 file (raw storage + parse + the above).
 
     .venv/bin/python benchmarks/bench_insert.py [--rows 1000000] [--runs 3]
@@ -17,8 +19,10 @@ observations written as one obs80 file (raw storage + parse + the above).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import io
+import os
 import secrets
 import statistics
 import tempfile
@@ -86,17 +90,46 @@ class FreshDatabase:
             self._admin.dispose()
 
 
-def time_catalog(engine: sa.Engine, parts: list[ParseResult], n_rows: int) -> float:
+def _process_cpu_s(pid: int) -> float:
+    """CPU seconds used so far by process ``pid`` (NaN if it is not on this machine or not
+    readable: a remote database server)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclasses.dataclass
+class Timing:
+    """One run: wall time, this process's CPU time (all threads) and, for PostgreSQL, the
+    CPU time of the server process serving the ingest. With 2 cores shared with other work the
+    CPU times are the steadier figures; on an idle machine wall ≈ max(client, server), as the
+    two overlap."""
+
+    wall_s: float
+    client_cpu_s: float
+    server_cpu_s: float = float("nan")
+
+
+def time_catalog(engine: sa.Engine, parts: list[ParseResult], n_rows: int) -> Timing:
     raw = b"synthetic submission\n"
     submission_id, _ = ingest._store_raw(engine, io.BytesIO(raw), 0,
                                          hashlib.sha256(raw).hexdigest(), len(raw), "bench", "")
     receipt = ingest.Receipt("bench", submission_id)
-    started = time.perf_counter()
+    backend_pid = None
+    started, cpu_started = time.perf_counter(), time.process_time()
     with db.write_transaction(engine) as conn:
+        if db.is_postgres(conn):
+            backend_pid = conn.connection.driver_connection.info.backend_pid
+            server_started = _process_cpu_s(backend_pid)
         ingest.catalog_parts(conn, parts, receipt)
-    elapsed = time.perf_counter() - started
+    timing = Timing(time.perf_counter() - started, time.process_time() - cpu_started)
+    if backend_pid is not None:
+        timing.server_cpu_s = _process_cpu_s(backend_pid) - server_started
     assert (receipt.accepted, receipt.duplicates, receipt.n_rejected) == (n_rows, 0, 0), receipt
-    return elapsed
+    return timing
 
 
 def time_end_to_end(engine: sa.Engine, data: bytes, n_rows: int) -> float:
@@ -123,13 +156,17 @@ def main() -> None:
           f"chunks of {args.chunk:,}, median of {args.runs} runs")
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     for backend in backends:
-        seconds = []
+        runs = []
         for _ in range(args.runs):
             with FreshDatabase(backend) as engine:
-                seconds.append(time_catalog(engine, parts, args.rows))
-        median = statistics.median(seconds)
+                runs.append(time_catalog(engine, parts, args.rows))
+        median = statistics.median(r.wall_s for r in runs)
+        cpu = f"; median cpu: client {statistics.median(r.client_cpu_s for r in runs):.2f} s"
+        if backend == "postgresql":
+            cpu += f", server {statistics.median(r.server_cpu_s for r in runs):.2f} s"
         print(f"{backend:10s} catalog insert: {args.rows / median:10,.0f} obs/s "
-              f"(median {median:.2f} s; runs {', '.join(f'{s:.2f}' for s in seconds)})")
+              f"(median {median:.2f} s; runs {', '.join(f'{r.wall_s:.2f}' for r in runs)}"
+              f"{cpu}; load {os.getloadavg()[0]:.1f})", flush=True)
         if args.end_to_end:
             seconds = []
             for _ in range(args.runs):

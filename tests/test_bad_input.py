@@ -111,8 +111,9 @@ def test_ades_psv_missing_required_fields(catalog_engine):
 
 
 _MEMORY_PROBE = """
-import resource, sys, hashlib
+import resource, sys, hashlib, tracemalloc
 from pathlib import Path
+tracemalloc.start()
 from neodefense.catalog import db, ingest, queries
 engine = db.connect(sys.argv[2])
 receipt = ingest.ingest(engine, Path(sys.argv[1]), "big.obs80", chunk_bytes=8 << 20)
@@ -120,35 +121,38 @@ sha = hashlib.sha256()
 for chunk in queries.raw_bytes(engine, receipt.sha256):
     sha.update(chunk)
 print(receipt.accepted, receipt.duplicates, receipt.n_rejected, sha.hexdigest(),
-      resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+      resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+      tracemalloc.get_traced_memory()[1] // 2**20)
 """
 
 
-def _ingest_in_subprocess(path: Path, url: str) -> tuple[int, int, int, str, int]:
+def _ingest_in_subprocess(path: Path, url: str) -> tuple[int, int, int, str, int, int]:
     out = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, str(path), url], check=True,
                          capture_output=True, text=True, timeout=900).stdout.split()
-    return int(out[0]), int(out[1]), int(out[2]), out[3], int(out[4])
+    return int(out[0]), int(out[1]), int(out[2]), out[3], int(out[4]), int(out[5])
 
 
 @pytest.mark.slow
 def test_200_mb_file_streams_in_constant_memory(tmp_path):
-    """A 200 MB submission (2008 TC3 repeated) ingests completely with memory that does not grow
-    with the file: the peak for 200 MB stays within 150 MB of the peak for 20 MB."""
+    """A 200 MB submission (2008 TC3 repeated) ingests completely in memory that does not grow
+    with the file. Measured two ways in a fresh process: the peak of Python/numpy allocations
+    (tracemalloc) must not grow from a 20 MB to a 200 MB file by more than 40 MB; the process's
+    peak RSS — which also holds SQLite's 64 MiB page cache and allocator arenas, both of which fill
+    up with a larger database and vary with the machine's state — stays well below the file size
+    plus the baseline (a file held in memory would add ≥ 200 MB)."""
     block = (OBS / "2008_TC3.obs80").read_bytes()
-    sizes = {}
+    rss, traced = {}, {}
     for mb in (20, 200):
         path = tmp_path / f"big{mb}.obs80"
         copies = mb * 1_000_000 // len(block) + 1
         with open(path, "wb") as fh:
-            for _ in range(copies):
-                fh.write(block)
+            fh.write(block * copies)
         expected_sha = hashlib.sha256(block * copies).hexdigest()
-        accepted, duplicates, rejected, sha, peak_mb = _ingest_in_subprocess(
+        accepted, duplicates, rejected, sha, rss[mb], traced[mb] = _ingest_in_subprocess(
             path, f"sqlite:///{tmp_path / f'c{mb}.sqlite'}")
         assert (accepted, duplicates, rejected) == (883, 883 * (copies - 1), 0)
         assert sha == expected_sha
-        sizes[mb] = peak_mb
         path.unlink()
-    print(json.dumps({"peak_rss_mb": sizes}))
-    assert sizes[200] - sizes[20] < 150, sizes
-    assert sizes[200] < 700, sizes
+    print(json.dumps({"peak_rss_mb": rss, "peak_traced_mb": traced}))
+    assert traced[200] - traced[20] < 40, traced
+    assert rss[200] < 700, rss
