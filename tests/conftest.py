@@ -89,3 +89,13 @@ def catalog_engine(catalog_url: str) -> Iterator[sa.Engine]:
     engine = db.connect(catalog_url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def prefect_embedded():
+    """One embedded Prefect API (temporary server, SQLite in a temporary PREFECT_HOME) for the
+    whole session: starting it costs ~10 s, so flow tests share it."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

@@ -7,16 +7,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from prefect.testing.utilities import prefect_test_harness
 from sqlalchemy import exc as sa_exc
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "observations"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def prefect_embedded():
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+pytestmark = pytest.mark.usefixtures("prefect_embedded")
 
 
 def _settings_file(tmp_path: Path) -> Path:
