@@ -25,19 +25,13 @@ from prefect.cache_policies import NONE as NO_CACHE
 from neodefense import config
 from neodefense.catalog.errors import is_transient
 
-#: Defaults of the ``[orbits]`` settings section.
-DEFAULT_OPTIONS: dict[str, Any] = {
-    "nongrav": "none",  # "none" | "a2" | "a1a2a3"
-    "time_limit_s": 120.0,  # per fit, wall clock
-    "in_flight_per_worker": 4,  # fits queued per Dask worker (bounds memory in this process)
-}
 #: Retries of a solution store after a transient database error, and the waits between them (s).
 STORE_RETRY_DELAYS_S = (1.0, 2.0, 4.0)
 
 
 def fit_options(settings: config.Settings) -> dict[str, Any]:
-    """The ``[orbits]`` settings over :data:`DEFAULT_OPTIONS`."""
-    return {**DEFAULT_OPTIONS, **settings.raw.get("orbits", {})}
+    """The ``[orbits]`` section of the settings (defaults in config/neodefense.toml)."""
+    return dict(settings.raw["orbits"])
 
 
 @task(name="find-objects-to-fit", cache_policy=NO_CACHE)

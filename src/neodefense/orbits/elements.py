@@ -457,31 +457,6 @@ def two_body_propagate(state_helio_ecl_au: ArrayLike, epoch_tdb_jd: ArrayLike,
     return np.concatenate([r, v], axis=1)
 
 
-def _stumpff_cs(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Stumpff functions C(z), S(z), with a series near z = 0 (|z| < 0.01: error < 1e-16)."""
-    c = np.empty_like(z)
-    s = np.empty_like(z)
-    pos = z > 1e-2
-    neg = z < -1e-2
-    small = ~(pos | neg)
-    if pos.any():
-        zp = z[pos]
-        sz = np.sqrt(zp)
-        c[pos] = (1.0 - np.cos(sz)) / zp
-        s[pos] = (sz - np.sin(sz)) / (sz * zp)
-    if neg.any():
-        zn = -z[neg]
-        sz = np.sqrt(np.minimum(zn, 700.0**2))  # cosh overflow guard (never reached in practice)
-        c[neg] = (np.cosh(sz) - 1.0) / zn
-        s[neg] = (np.sinh(sz) - sz) / (sz * zn)
-    if small.any():
-        zs = z[small]
-        c[small] = 0.5 + zs * (-1.0 / 24 + zs * (1.0 / 720 + zs * (-1.0 / 40320 + zs / 3628800)))
-        s[small] = 1.0 / 6 + zs * (-1.0 / 120 + zs * (1.0 / 5040 + zs * (-1.0 / 362880
-                                                                         + zs / 39916800)))
-    return c, s
-
-
 def kepler_propagate(r0_au: np.ndarray, v0_au_per_day: np.ndarray, dt_day: np.ndarray,
                      mu: float = GM_SUN_AU3_PER_DAY2, max_iter: int = 60
                      ) -> tuple[np.ndarray, np.ndarray]:
@@ -534,7 +509,7 @@ def kepler_propagate(r0_au: np.ndarray, v0_au_per_day: np.ndarray, dt_day: np.nd
         x = chi[idx]
         al = alpha[idx]
         z = al * x * x
-        c, s = _stumpff_cs(z)
+        _, _, c, s = _stumpff(z)
         x2 = x * x
         f = rv[idx] * x2 * c + one_m_ar[idx] * x2 * x * s + r0n[idx] * x - sqmu * dt[idx]
         fp = rv[idx] * x * (1.0 - z * s) + one_m_ar[idx] * x2 * c + r0n[idx]
@@ -547,7 +522,7 @@ def kepler_propagate(r0_au: np.ndarray, v0_au_per_day: np.ndarray, dt_day: np.nd
         active[idx[done | ~np.isfinite(delta)]] = False
 
     z = alpha * chi * chi
-    c, s = _stumpff_cs(z)
+    _, _, c, s = _stumpff(z)
     chi2 = chi * chi
     f = 1.0 - chi2 * c / r0n
     g = dt - chi2 * chi * s / sqmu
