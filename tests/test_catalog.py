@@ -17,7 +17,8 @@ from neodefense.observations.batch import COLUMNS, ObservationBatch
 from neodefense.observatories.codes import observatories
 
 TABLES = {"observatories", "raw_blobs", "raw_chunks", "submissions", "objects", "designations",
-          "observations", "rejections", "orbit_solutions", "orbit_residuals"}
+          "observations", "rejections", "orbit_solutions", "orbit_residuals",
+          "impact_assessments", "virtual_impactors"}
 
 
 # -- schema ----------------------------------------------------------------------------------------

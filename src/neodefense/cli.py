@@ -282,6 +282,118 @@ def cmd_fit(args: argparse.Namespace) -> int:
     return 0 if solution.ok else 1
 
 
+def _monitor_text(a: dict[str, Any], stored: int | None) -> str:
+    lines = [f"{a['designation']}: {a['status']}" + (f" — {a['message']}" if a["message"] else ""),
+             f"  method {a['method']}, {a['n_samples']} virtual asteroids, {a['years']:g} years "
+             f"({', '.join(a['bodies'])}), {a['runtime_s']:.1f} s"]
+    if a["status"] == "ok":
+        pc = "—" if a["palermo_cum"] is None else f"{a['palermo_cum']:.2f}"
+        pm = "—" if a["palermo_max"] is None else f"{a['palermo_max']:.2f}"
+        lines.append(f"  cumulative IP {a['cumulative_ip']:.3g}, Palermo cum {pc} max {pm}, "
+                     f"Torino max {a['torino_max']}, IAWN {'yes' if a['iawn_notify'] else 'no'}, "
+                     f"SMPAG {'yes' if a['smpag'] else 'no'}")
+        for vi in a["virtual_impactors"]:
+            lines.append(f"  VI {vi['body']:5s} {vi['date_utc']}  IP {vi['ip']:.3g}  "
+                         f"PS {vi['palermo'] if vi['palermo'] is None else round(vi['palermo'], 2)}"
+                         f"  TS {vi['torino']}  v∞ {vi['v_inf_km_s']:.2f} km/s  "
+                         f"E {vi['energy_mt']:.3g} Mt  σ {vi['sigma_lov']}")
+            if vi.get("entry"):
+                e = vi["entry"]
+                lines.append(f"     entry {e['time_utc']} at {e['alt_km']:g} km: "
+                             f"{e['lat_deg']:.3f}°, {e['lon_deg']:.3f}°")
+        for ca in a["close_approaches"][:10]:
+            sig = "" if ca.get("dist_sigma_km") is None else f" ± {ca['dist_sigma_km']:.4g}"
+            lines.append(f"  approach {ca['body']:5s} {ca['date_utc']}  {ca['dist_km']:.6g}{sig} km")
+        if a.get("cross_check"):
+            cc = a["cross_check"]
+            lines.append(f"  cross-check {cc['method']} N={cc['n_samples']}: IP "
+                         f"{cc['cumulative_ip']:.3g} ± {cc['ip_sigma']:.2g} "
+                         f"({'agrees' if cc['agrees'] else 'DISAGREES'})")
+    if stored is not None:
+        lines.append(f"  stored in the catalog as assessment {stored}")
+    return "\n".join(lines)
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    """Impact monitoring of one object: a file (``--obs``: fitted first, nothing stored) or a
+    catalog object (its current solution; the assessment is stored). Exit 1 unless status ok."""
+    import contextlib
+
+    from neodefense import compute
+    from neodefense.impacts.monitor import monitor_solution
+    from neodefense.orbits.fit import fit_orbit
+    from neodefense.orbits.solution import ARC_TOO_SHORT
+
+    compute.prepare_process()
+    settings = _settings(args)
+    bodies = tuple(b.strip().lower() for b in args.bodies.split(",") if b.strip())
+    catalog = None
+    if args.obs:
+        from neodefense.observations import io as obs_io
+        from neodefense.observations.validate import validate
+        from neodefense.observatories.codes import known_codes
+
+        path = Path(args.obs)
+        try:
+            parsed = obs_io.read(path)
+        except (OSError, ValueError) as exc:
+            print(f"{path}: cannot read: {exc}", file=sys.stderr)
+            return 1
+        batch, invalid = validate(parsed.batch, str(path), known_codes())
+        for rejection in [*parsed.rejections, *invalid]:
+            print(f"{rejection} (not used)", file=sys.stderr)
+        solution = fit_orbit(batch, nongrav=args.nongrav)
+    else:
+        from neodefense.catalog import solutions
+
+        engine = _engine(args)
+        try:
+            row = solutions.latest_solution(engine, args.designation, ok_only=True)
+            if row is None:
+                row = solutions.latest_solution(engine, args.designation, ok_only=False)
+            batch, _ids = solutions.observations_with_ids(engine, args.designation)
+        except LookupError:
+            print(f"{args.designation}: no such object in the catalog", file=sys.stderr)
+            return 1
+        if row is None:
+            print(f"{args.designation}: no orbit solution yet (run `neodefense fit "
+                  f"{args.designation}` first)", file=sys.stderr)
+            return 1
+        solution = solutions.load_solution(engine, row["id"])
+        if row["status"] not in ("converged", ARC_TOO_SHORT):
+            print(f"{args.designation}: newest solution is {row['status']}", file=sys.stderr)
+        catalog = (engine, row["id"])
+    workers = settings.raw.get("dask", {}).get("n_workers", 2) if args.workers is None \
+        else args.workers
+    ctx = compute.client(settings, n_workers=workers) if workers else contextlib.nullcontext()
+    with ctx as client:
+        assessment = monitor_solution(
+            solution, batch=batch, method=args.method, years=args.years,
+            n_samples=args.samples, bodies=bodies, seed=args.seed,
+            entry_altitude_km=args.entry_altitude_km, cross_check=not args.no_cross_check,
+            cross_check_samples=args.cross_check_samples, client=client,
+            progress=not args.json and sys.stderr.isatty())
+    stored = None
+    if catalog is not None and not args.no_store:
+        from neodefense.catalog import assessments
+
+        engine, solution_id = catalog
+        try:
+            stored = assessments.store_assessment(engine, solution_id, assessment)
+        except Exception as exc:  # noqa: BLE001 - a database problem: say so, no traceback
+            print(f"{assessment.designation}: the assessment could not be stored: {exc}",
+                  file=sys.stderr)
+            return 1
+    data = assessment.as_json()
+    if stored is not None:
+        data["assessment_id"] = stored
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        print(_monitor_text(data, stored))
+    return 0 if assessment.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="neodefense", description=__doc__)
     parser.add_argument("--config", help="settings file (TOML) over config/neodefense.toml")
@@ -341,6 +453,33 @@ def build_parser() -> argparse.ArgumentParser:
                    help="report the orbit at this epoch (TDB Julian date)")
     p.add_argument("--json", action="store_true", help="print the solution as JSON")
     p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("monitor", help="impact monitoring: virtual impactors over the next years")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("designation", nargs="?", metavar="DESIGNATION",
+                        help="object in the catalog: monitor its current solution, store it")
+    target.add_argument("--obs", metavar="FILE",
+                        help="fit the observations in FILE and monitor (no catalog)")
+    p.add_argument("--catalog", metavar="URL", help="catalog database URL")
+    p.add_argument("--years", type=float, default=100.0, help="horizon after the last observation")
+    p.add_argument("--method", choices=["lov", "is", "mc"], default="lov",
+                   help="line of variations (default), importance sampling, Monte Carlo")
+    p.add_argument("--samples", type=int, default=None, metavar="N",
+                   help="virtual asteroids (default: 1001 for lov, 1000 for mc)")
+    p.add_argument("--bodies", default="earth,moon", help="comma-separated: earth, moon")
+    p.add_argument("--entry-altitude-km", type=float, default=100.0,
+                   help="altitude of the entry point of imminent impactors")
+    p.add_argument("--seed", type=int, default=0, help="random seed (Monte Carlo)")
+    p.add_argument("--nongrav", choices=["none", "a2", "a1a2a3"], default="none",
+                   help="with --obs: non-gravitational parameters to fit")
+    p.add_argument("--workers", type=int, default=None,
+                   help="Dask workers (default from config; 0: this process only)")
+    p.add_argument("--cross-check-samples", type=int, default=None, metavar="N",
+                   help="Monte Carlo samples of the cross-check of an lov run (default 200)")
+    p.add_argument("--no-cross-check", action="store_true", help="skip the Monte Carlo check")
+    p.add_argument("--no-store", action="store_true", help="do not store the assessment")
+    p.add_argument("--json", action="store_true", help="print the assessment as JSON")
+    p.set_defaults(func=cmd_monitor)
     return parser
 
 

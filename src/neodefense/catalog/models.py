@@ -297,3 +297,83 @@ class OrbitResidual(Base):
     chi2: Mapped[float | None] = mapped_column(sa.Double)
     rejected: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.false())
     used: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.false())
+
+
+# -- impact assessments (migration 0003) ------------------------------------------------------------
+
+class ImpactAssessmentRecord(Base):
+    """One impact-monitoring run of an object: ``version`` 1, 2, … per object, never overwritten.
+
+    ``solution_id``: the orbit solution it was computed from (provenance). Every run is stored,
+    whatever its status; ``is_current`` marks the object's newest assessment with status 'ok'
+    (a failed or degenerate run leaves the previous one current). The risk summary is in
+    columns (what the risk list sorts and filters on); ``result`` holds the rest of
+    :meth:`neodefense.impacts.assessment.ImpactAssessment.as_json` (close approaches, cross
+    check, …) except the virtual impactors, which are rows of ``virtual_impactors``.
+    ``first_year``/``last_year``: calendar years (UTC) of the earliest and latest virtual
+    impactor (null when there is none). NaN is stored as null. Deleting the object or the
+    solution deletes its assessments.
+    """
+
+    __tablename__ = "impact_assessments"
+    __table_args__ = (
+        sa.UniqueConstraint("object_id", "version", name="uq_impact_assessments_object_version"),
+    )
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    object_id: Mapped[int] = mapped_column(sa.ForeignKey("objects.id", ondelete="CASCADE"))
+    solution_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("orbit_solutions.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(sa.Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(sa.String(32))
+    message: Mapped[str] = mapped_column(sa.Text, server_default="")
+    method: Mapped[str] = mapped_column(sa.String(16), server_default="")
+    n_samples: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    seed: Mapped[int | None] = mapped_column(sa.BigInteger)
+    years: Mapped[float] = mapped_column(sa.Double)
+    bodies: Mapped[str] = mapped_column(sa.Text, server_default="")  # comma-separated
+    horizon_tdb_jd: Mapped[float | None] = mapped_column(sa.Double)
+    cumulative_ip: Mapped[float | None] = mapped_column(sa.Double)
+    palermo_cum: Mapped[float | None] = mapped_column(sa.Double)
+    palermo_max: Mapped[float | None] = mapped_column(sa.Double)
+    torino_max: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    iawn_notify: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.false())
+    smpag: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.false())
+    H: Mapped[float | None] = mapped_column(sa.Double)
+    diameter_m: Mapped[float | None] = mapped_column(sa.Double)
+    n_vi: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    first_year: Mapped[int | None] = mapped_column(sa.Integer)
+    last_year: Mapped[int | None] = mapped_column(sa.Integer)
+    runtime_s: Mapped[float] = mapped_column(sa.Double, server_default="0")
+    code_version: Mapped[str] = mapped_column(sa.Text, server_default="")
+    observation_set_hash: Mapped[str] = mapped_column(sa.String(64), server_default="")
+    is_current: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.false(), index=True)
+    result: Mapped[dict[str, Any]] = mapped_column(Json)
+
+
+class VirtualImpactorRecord(Base):
+    """One virtual impactor of an assessment (the fields of
+    :class:`neodefense.impacts.assessment.VirtualImpactor`; NaN stored as null, ``entry`` and
+    ``corridor`` null unless the impactor is imminent). Rows keep the assessment's order (id)."""
+
+    __tablename__ = "virtual_impactors"
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    assessment_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("impact_assessments.id", ondelete="CASCADE"), index=True)
+    body: Mapped[str] = mapped_column(sa.String(16))
+    time_tdb_jd: Mapped[float] = mapped_column(sa.Double)
+    date_utc: Mapped[str] = mapped_column(sa.Text, server_default="")
+    ip: Mapped[float] = mapped_column(sa.Double)
+    ip_sigma: Mapped[float | None] = mapped_column(sa.Double)
+    palermo: Mapped[float | None] = mapped_column(sa.Double)
+    torino: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    v_inf_km_s: Mapped[float | None] = mapped_column(sa.Double)
+    v_imp_km_s: Mapped[float | None] = mapped_column(sa.Double)
+    energy_mt: Mapped[float | None] = mapped_column(sa.Double)
+    diameter_m: Mapped[float | None] = mapped_column(sa.Double)
+    sigma_lov: Mapped[float | None] = mapped_column(sa.Double)
+    b_km: Mapped[float | None] = mapped_column(sa.Double)
+    b_impact_km: Mapped[float | None] = mapped_column(sa.Double)
+    method: Mapped[str] = mapped_column(sa.String(16), server_default="")
+    entry: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    corridor: Mapped[dict[str, Any] | None] = mapped_column(Json)

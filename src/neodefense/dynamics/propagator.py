@@ -333,6 +333,7 @@ def close_approaches(
     bodies: Sequence[str] = ("earth", "moon"),
     radius_au: Mapping[str, float] | None = None,
     nongrav: NonGrav | None = None,
+    stop_inside_km: Mapping[str, float] | None = None,
 ) -> list[CloseApproach]:
     """Close approaches to ``bodies`` between the epoch and ``until_tdb_jd`` (either direction).
 
@@ -346,7 +347,10 @@ def close_approaches(
 
     ``bodies``: names among sun, mercury, venus, earth, moon, mars, jupiter, saturn, uranus,
     neptune, pluto. ``radius_au``: report minima closer than this per body (default earth 0.05,
-    moon 0.01; other bodies need an entry).
+    moon 0.01; other bodies need an entry). ``stop_inside_km``: per body (among ``bodies``), a
+    radius; once the object is inside it (an impact) the integration stops just past the minimum
+    distance, so an impacting orbit is not carried through the planet for the rest of the span
+    (the last approach reported is the impact).
     """
     from scipy.optimize import brentq
 
@@ -378,12 +382,39 @@ def close_approaches(
     sim, _extras = _new_simulation(t0, state, nongrav, stm=False, direction=direction)
     times = [t0]
     states = [state.copy()]
+    stop = {}
+    for name, r_km in (stop_inside_km or {}).items():
+        key = str(name).lower()
+        if key not in body_ids:
+            raise ValueError(f"stop_inside_km body {name!r} is not among bodies")
+        from neodefense.dynamics.ephemeris import AU_KM
+
+        stop[body_ids[key]] = float(r_km) / AU_KM
+    inside = False
     while direction * (t_end - sim.t) > 0.0:
         if direction * (sim.t + sim.dt - t_end) > 0.0:
             sim.dt = t_end - sim.t  # shorten the last step: never past until (or DE440)
         sim.steps(1)
         times.append(sim.t)
         states.append(_particle_data(sim)[0])
+        for body_id, r_stop in stop.items():
+            p = ephem.get_particle(body_id, sim.t)
+            rel = states[-1] - np.array([p.x, p.y, p.z, p.vx, p.vy, p.vz])
+            if np.dot(rel[:3], rel[:3]) < r_stop * r_stop:
+                inside = True
+            if inside and direction * np.dot(rel[:3], rel[3:]) > 0.0:
+                break
+        else:
+            continue
+        if inside and len(times) >= 3:
+            # one more step: the minimum lies in the last step, keep a step past it
+            if direction * (t_end - sim.t) > 0.0:
+                if direction * (sim.t + sim.dt - t_end) > 0.0:
+                    sim.dt = t_end - sim.t
+                sim.steps(1)
+                times.append(sim.t)
+                states.append(_particle_data(sim)[0])
+            break
     t_steps = np.asarray(times)
     x_steps = np.asarray(states)
     if direction < 0:

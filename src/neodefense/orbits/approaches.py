@@ -48,9 +48,11 @@ def nominal_close_approaches(solution: OrbitSolution, years: float = 100.0,
     names = tuple(k for k in NONGRAV_NAMES if k in solution.nongrav)
     values = {k: float(solution.nongrav.get(k, 0.0)) for k in NONGRAV_NAMES}
     nongrav = NonGrav(**values) if names else None
-    found = close_approaches(start, solution.state_icrf_au, horizon, bodies=tuple(radius),
-                             radius_au=radius, nongrav=nongrav)
     body_radius_km = {"earth": 6378.137, "moon": 1737.4}
+    found = close_approaches(start, solution.state_icrf_au, horizon, bodies=tuple(radius),
+                             radius_au=radius, nongrav=nongrav,
+                             stop_inside_km={b: body_radius_km[b] for b in radius
+                                             if b in body_radius_km})
     out: list[dict[str, Any]] = []
     for ca in sorted(found, key=lambda c: c.time_tdb_jd):
         iso = timescales.utc_mjd_to_iso(timescales.tdb_jd_to_utc_mjd(ca.time_tdb_jd), 0)[0]

@@ -1,0 +1,185 @@
+"""Impact-monitoring flow: monitor every object whose orbit solution changed since its last
+assessment, the virtual asteroids spread over Dask.
+
+1. :func:`neodefense.catalog.assessments.solutions_to_monitor` lists the objects whose current
+   orbit solution (newest converged one) has no impact assessment yet.
+2. One coarse Prefect task opens the Dask client (:func:`neodefense.compute.client`) once and
+   monitors the objects one after the other *in this process*: it loads the solution and its
+   observations, calls :func:`neodefense.impacts.monitor.monitor_solution` with the client (the
+   monitor spreads one object's thousands of virtual asteroids over the workers itself, which
+   keeps the cluster busy without running objects side by side), and stores the assessment as
+   the object's next version. A crash inside the monitor is stored as a 'failed' assessment
+   naming the error, as is an assessment the catalog refuses; the flow goes on with the others.
+   Transient database errors are retried as in the orbit flow.
+3. Returns one summary dict per object.
+
+The monitor is looked up as ``neodefense.impacts.monitor.monitor_solution`` at each call, in the
+flow's process: replacing that attribute (a test's ``monkeypatch``) replaces the monitor.
+Settings: the ``[monitoring]`` section of config/neodefense.toml, overridden by the flow's
+parameters. No science and no SQL here: both live in the package.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NONE as NO_CACHE
+
+from neodefense import config
+from neodefense.catalog.errors import is_transient
+
+#: Retries of a catalog read or write after a transient database error, and the waits between
+#: them (s).
+RETRY_DELAYS_S = (1.0, 2.0, 4.0)
+
+
+def monitoring_options(settings: config.Settings, **overrides: Any) -> dict[str, Any]:
+    """The ``[monitoring]`` section of the settings, with the overrides that are not None."""
+    options = dict(settings.raw["monitoring"])
+    options.update({k: v for k, v in overrides.items() if v is not None})
+    return options
+
+
+def _logger() -> logging.Logger | logging.LoggerAdapter:
+    """The Prefect run logger inside a flow or task, else this module's logger."""
+    try:
+        return get_run_logger()
+    except Exception:  # noqa: BLE001 - prefect's MissingContextError: called outside a run
+        return logging.getLogger(__name__)
+
+
+def _retrying(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)``, retried after transient database errors (:data:`RETRY_DELAYS_S`)."""
+    for delay in (*RETRY_DELAYS_S, None):
+        try:
+            return fn(*args)
+        except Exception as exc:
+            if delay is None or not is_transient(exc):
+                raise
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+@task(name="find-solutions-to-monitor", cache_policy=NO_CACHE)
+def find_solutions_to_monitor(catalog_url: str) -> list[tuple[int, str, int]]:
+    from neodefense.catalog import assessments, db
+
+    engine = db.connect(catalog_url)
+    try:
+        return _retrying(assessments.solutions_to_monitor, engine)
+    finally:
+        engine.dispose()
+
+
+def _failed(solution, options: dict[str, Any], message: str, runtime_s: float = 0.0):  # noqa: ANN001, ANN202
+    """A 'failed' assessment of ``solution`` naming what went wrong, with the run's settings."""
+    from neodefense.impacts.assessment import FAILED, ImpactAssessment
+
+    return ImpactAssessment(
+        designation=solution.designation, status=FAILED, message=message,
+        method=str(options["method"]), n_samples=int(options["n_samples"] or 0),
+        seed=int(options["seed"]), years=float(options["years"]),
+        bodies=tuple(options["bodies"]), runtime_s=runtime_s,
+        solution_epoch_tdb_jd=solution.epoch_tdb_jd,
+        observation_set_hash=solution.observation_set_hash,
+        solution_code_version=solution.code_version)
+
+
+def monitor_one(engine, client, object_id: int, designation: str, solution_id: int,  # noqa: ANN001
+                options: dict[str, Any]) -> dict[str, Any] | None:
+    """Monitor one stored solution and store the assessment; its summary, or None when the
+    object left the catalog meanwhile (merged away). ``client``: the Dask client handed to the
+    monitor (None: the monitor computes in this process)."""
+    from neodefense.catalog import assessments, solutions
+    from neodefense.impacts import monitor
+
+    logger = _logger()
+    try:
+        solution = _retrying(solutions.load_solution, engine, solution_id)
+        batch, _ = _retrying(solutions.observations_with_ids, engine, object_id)
+    except LookupError:  # solution or object merged away since the list was made
+        logger.warning("%s: solution %d no longer in the catalog, skipped", designation,
+                       solution_id)
+        return None
+    start = time.perf_counter()
+    try:
+        assessment = monitor.monitor_solution(
+            solution, batch=batch, method=str(options["method"]), years=float(options["years"]),
+            n_samples=int(options["n_samples"]) or None, bodies=tuple(options["bodies"]),
+            seed=int(options["seed"]), entry_altitude_km=float(options["entry_altitude_km"]),
+            client=client)
+    except Exception as exc:  # noqa: BLE001 - a bug, a killed worker: record it, go on
+        assessment = _failed(solution, options, f"monitor: {type(exc).__name__}: {exc}",
+                             time.perf_counter() - start)
+    try:
+        assessment_id = _retrying(assessments.store_assessment, engine, solution_id, assessment)
+    except Exception as exc:  # noqa: BLE001 - refused by the catalog: store that it failed
+        logger.error("%s: assessment not stored (%s: %s)", designation, type(exc).__name__, exc)
+        assessment = _failed(solution, options, f"store: {type(exc).__name__}: {exc}",
+                             assessment.runtime_s)
+        assessment_id = _retrying(assessments.store_assessment, engine, solution_id, assessment)
+    log = logger.info if assessment.ok else logger.warning
+    log("%s: %s (assessment %d of solution %d) IP %.3g, %d VI %s", designation,
+        assessment.status, assessment_id, solution_id, assessment.cumulative_ip,
+        len(assessment.virtual_impactors), assessment.message)
+    return {
+        "object_id": object_id, "designation": designation, "solution_id": solution_id,
+        "assessment_id": assessment_id, "status": assessment.status,
+        "message": assessment.message, "cumulative_ip": assessment.cumulative_ip,
+        "palermo_cum": assessment.palermo_cum, "torino_max": assessment.torino_max,
+        "n_vi": len(assessment.virtual_impactors), "runtime_s": assessment.runtime_s,
+    }
+
+
+@task(name="monitor-and-store", cache_policy=NO_CACHE)
+def monitor_and_store(catalog_url: str, todo: list[tuple[int, str, int]],
+                      settings: config.Settings, options: dict[str, Any]) -> list[dict[str, Any]]:
+    """Monitor the ``todo`` solutions one after the other (each spread over Dask by the monitor)
+    and store every assessment; summaries in ``todo`` order."""
+    from neodefense import compute
+    from neodefense.catalog import db
+    from neodefense.impacts import monitor  # noqa: F401 - a broken install fails here, stores nothing
+
+    engine = db.connect(catalog_url)
+    summaries: list[dict[str, Any]] = []
+    try:
+        with compute.client(settings) as client:
+            for object_id, designation, solution_id in todo:
+                summary = monitor_one(engine, client, object_id, designation, solution_id,
+                                      options)
+                if summary is not None:
+                    summaries.append(summary)
+    finally:
+        engine.dispose()
+    return summaries
+
+
+@flow(name="monitor-changed-objects", log_prints=True)
+def monitor_changed_objects(catalog_url: str | None = None, method: str | None = None,
+                            years: float | None = None, n_samples: int | None = None,
+                            bodies: list[str] | None = None, seed: int | None = None,
+                            config_path: str | None = None) -> list[dict[str, Any]]:
+    """Monitor every object whose current orbit solution has no impact assessment yet; store
+    each assessment as the object's next version. Parameters left None come from the
+    ``[monitoring]`` settings (``n_samples`` 0: the method's default). Returns one summary per
+    object monitored."""
+    settings = config.load(config_path)
+    url = catalog_url or settings.catalog_url
+    options = monitoring_options(settings, method=method, years=years, n_samples=n_samples,
+                                 bodies=bodies, seed=seed)
+    logger = get_run_logger()
+    todo = find_solutions_to_monitor(url)
+    if not todo:
+        logger.info("no object has a new orbit solution: nothing to monitor")
+        return []
+    logger.info("%d object(s) to monitor (%s, %g years)", len(todo), options["method"],
+                float(options["years"]))
+    return monitor_and_store(url, todo, settings, options)
+
+
+if __name__ == "__main__":
+    monitor_changed_objects()

@@ -1,0 +1,1 @@
+"""Impact monitoring: virtual asteroids, b-plane analysis, virtual impactors and risk scales."""

@@ -1,0 +1,427 @@
+"""Impact monitoring of one orbit solution: virtual impactors, risk scales, imminent entries.
+
+:func:`monitor_solution` is the one entry point (the CLI ``neodefense monitor`` and the Prefect
+flow ``flows/impact_monitoring.py`` call it):
+
+1. **Samples** (:mod:`neodefense.impacts.sampling`). ``lov`` (default): ``n`` points uniformly in
+   σ ∈ [−``SIGMA_MAX``, ``SIGMA_MAX``] along the line of variations; ``mc``: ``n`` Monte Carlo
+   samples of the fit's Gaussian; a short arc without a covariance (status ``arc_too_short``)
+   is sampled from its systematic-ranging admissible region (weighted Monte Carlo).
+2. **Propagation** of every virtual asteroid over the horizon (``years`` after the last
+   observation, within DE440) with close-approach detection
+   (:mod:`neodefense.impacts.encounters`), spread over Dask when a client is given.
+3. **Search** (:mod:`neodefense.impacts.search`): LOV returns → refined virtual impactors with
+   linear target-plane probabilities; Monte Carlo → impacting-sample counts; ``is``: the LOV
+   search, then each virtual impactor's probability re-estimated by importance sampling around
+   it (nonlinear; the linear values are kept in ``cross_check["linear_vs_is"]``). With ``lov``
+   and ``is`` the Monte Carlo cross-check runs as well (``cross_check``) and both are reported.
+4. **Risk** (:mod:`neodefense.impacts.scales`): size from H (albedo 0.154, density 2.6 g/cm³),
+   impact speed and energy, Palermo (ΔT from the last observation: results depend only on the
+   inputs), Torino (impacts within 100 years), IAWN and SMPAG criteria on the cumulative IP of
+   the impacts within 50 years.
+5. **Imminent impactors** (Earth, within 30 days, IP > 0.5): the atmospheric entry point at
+   ``entry_altitude_km`` and the 1σ / 3σ corridors along the LOV
+   (:mod:`neodefense.impacts.entry`).
+
+It never raises for a bad orbit: the status (:mod:`neodefense.impacts.assessment`) says why, and
+the caller stores the assessment whole or not at all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from neodefense import timescales
+from neodefense.dynamics import ephemeris
+from neodefense.dynamics.nongrav import NONGRAV_NAMES
+from neodefense.dynamics.propagator import propagate
+from neodefense.impacts import sampling, scales
+from neodefense.impacts.assessment import (
+    DEGENERATE,
+    FAILED,
+    METHODS,
+    NO_SOLUTION,
+    OK,
+    UNBOUND,
+    ImpactAssessment,
+    VirtualImpactor,
+)
+from neodefense.impacts.bplane import RADIUS_KM
+from neodefense.impacts.encounters import _nongrav, propagate_virtual_asteroids
+from neodefense.impacts.search import (
+    EVAL_BODY_RADII,
+    ImpactEvent,
+    find_virtual_impactors,
+    importance_sampling_ip,
+    linear_impact_probability,
+    monte_carlo_impacts,
+)
+from neodefense.observations.batch import ObservationBatch
+from neodefense.orbits.solution import ARC_TOO_SHORT, OrbitSolution
+
+__all__ = ["DEFAULT_SAMPLES", "SIGMA_MAX", "monitor_solution"]
+
+DAYS_PER_YEAR = 365.25
+#: half-width of the LOV scan in σ: |σ| > 5.5 holds 3.8e-8 of the probability, so every VI
+#: with IP ≥ 1e-7 has part of its LOV interval inside the scan
+SIGMA_MAX = 5.5
+#: default sample counts per method, and of the Monte Carlo cross-check of an LOV run
+DEFAULT_SAMPLES = {"lov": 1001, "mc": 1000, "is": 1001}
+DEFAULT_CROSS_CHECK_SAMPLES = 200
+#: importance samples per virtual impactor (method "is")
+DEFAULT_IS_SAMPLES = 200
+#: search radius per body (au): JPL's 0.05 au for the Earth, 0.01 au for the Moon
+RADIUS_AU = {"earth": 0.05, "moon": 0.01}
+#: more than this fraction of unbound samples (hyperbolic / into the Sun): no assessment
+MAX_UNBOUND_FRACTION = 0.5
+#: more than this fraction of failed propagations: the run failed
+MAX_FAILED_FRACTION = 0.05
+#: imminent impactor: Earth impact within this many days of the last observation, IP above this
+IMMINENT_DAYS = 30.0
+IMMINENT_IP = 0.5
+#: Torino ratings are defined for impacts within 100 years; IAWN / SMPAG look 50 years ahead
+TORINO_YEARS = 100.0
+NOTIFY_YEARS = 50.0
+#: LOV σ values of the corridor points
+CORRIDOR_SIGMAS = {"1sigma": np.linspace(-1.0, 1.0, 21), "3sigma": np.linspace(-3.0, 3.0, 31)}
+
+
+def _iso_utc(tdb_jd: float, precision: int = 0) -> str:
+    return str(timescales.utc_mjd_to_iso(timescales.tdb_jd_to_utc_mjd(tdb_jd), precision)[0])
+
+
+def _last_obs_tdb_jd(solution: OrbitSolution, batch: ObservationBatch | None) -> float:
+    times = None
+    if batch is not None and len(batch):
+        times = np.asarray(batch.columns["obsTime_mjd"], dtype=float)
+    elif solution.residuals is not None and len(solution.residuals.obs_time_mjd_utc):
+        times = np.asarray(solution.residuals.obs_time_mjd_utc, dtype=float)
+    if times is None or not np.any(np.isfinite(times)):
+        return float(solution.epoch_tdb_jd)
+    jd1, jd2 = timescales.utc_mjd_to_tdb_jd(np.nanmax(times))
+    return float(jd1[0] + jd2[0])
+
+
+def _nominal_params(solution: OrbitSolution) -> tuple[np.ndarray, tuple[str, ...]]:
+    names = tuple(solution.nongrav)  # covariance order: the solution's nongrav key order
+    unknown = [k for k in names if k not in NONGRAV_NAMES]
+    if unknown:
+        raise ValueError(f"unknown non-grav parameters {unknown}")
+    x0 = np.concatenate([np.asarray(solution.state_icrf_au, dtype=float),
+                         [float(solution.nongrav[k]) for k in names]])
+    return x0, names
+
+
+def _lov_time(epoch: float, x0: np.ndarray, names: tuple[str, ...], horizon: float,
+              bodies: tuple[str, ...]) -> tuple[float, list]:
+    """(time the LOV is defined at, the nominal's approaches)."""
+    from neodefense.dynamics.propagator import close_approaches
+
+    found = close_approaches(epoch, x0[:6], horizon, bodies=bodies,
+                             radius_au={b: RADIUS_AU[b] for b in bodies},
+                             nongrav=_nongrav(x0[6:], names),
+                             stop_inside_km={b: RADIUS_KM[b] for b in bodies})
+    # the nominal's approaches after its first impact are not real
+    kept = []
+    for ca in found:
+        kept.append(ca)
+        if ca.distance_km < RADIUS_KM[ca.body]:
+            break
+    if kept:
+        ca = kept[0]
+        lead = EVAL_BODY_RADII * RADIUS_KM[ca.body] / max(ca.speed_km_s, 1e-3) / 86_400.0
+        return max(ca.time_tdb_jd - lead, epoch + 1e-3), kept
+    return epoch + 0.5 * (horizon - epoch), kept
+
+
+def _lov_direction_at(epoch: float, x0: np.ndarray, names: tuple[str, ...], covariance: np.ndarray,
+                      t_lov: float) -> np.ndarray:
+    ng = _nongrav(x0[6:], names)
+    if ng is not None:
+        ng = dataclasses.replace(ng, fitted=names)
+    prop = propagate(epoch, x0[:6], [t_lov], nongrav=ng, stm=True)
+    phi = prop.stm[0]
+    if names:
+        phi = np.concatenate([phi, prop.nongrav_partials[0]], axis=1)
+    return sampling.lov_direction(covariance, phi[:3])
+
+
+def _nominal_approaches(epoch: float, x0: np.ndarray, names: tuple[str, ...],
+                        covariance: np.ndarray | None, found: list) -> list[dict[str, Any]]:
+    """The nominal's approaches with the 1σ of the b-plane distance (linear theory)."""
+    out = []
+    for ca in found:
+        item: dict[str, Any] = {"body": ca.body, "date_utc": _iso_utc(ca.time_tdb_jd),
+                                "time_tdb_jd": ca.time_tdb_jd, "dist_km": ca.distance_km,
+                                "dist_sigma_km": None, "v_rel_km_s": ca.speed_km_s}
+        if covariance is not None:
+            try:
+                lead = EVAL_BODY_RADII * RADIUS_KM[ca.body] / max(ca.speed_km_s, 1e-3) / 86_400.0
+                t_eval = ca.time_tdb_jd - (lead if ca.distance_km < 2 * RADIUS_KM[ca.body] else 0)
+                _, mean, cov = linear_impact_probability(epoch, x0, covariance, x0, t_eval,
+                                                         ca.body, names)
+                u = mean / max(float(np.linalg.norm(mean)), 1e-300)
+                item["b_km"] = float(np.linalg.norm(mean))
+                item["dist_sigma_km"] = float(np.sqrt(max(float(u @ cov @ u), 0.0)))
+            except (RuntimeError, ValueError, np.linalg.LinAlgError):
+                pass
+        out.append(item)
+    return out
+
+
+def _risk(event: ImpactEvent, ref_tdb_jd: float, H: float | None, diameter_m: float | None,
+          entry_altitude_km: float, epoch: float, names: tuple[str, ...],
+          lov: tuple[np.ndarray, np.ndarray] | None, nominal_impacts: bool,
+          x0: np.ndarray) -> VirtualImpactor:
+    years_ahead = max((event.time_tdb_jd - ref_tdb_jd) / DAYS_PER_YEAR, 0.0)
+    v_imp = float(scales.impact_speed_km_s(event.v_inf_km_s, event.body))
+    diam = diameter_m if diameter_m is not None else (
+        float(scales.diameter_m_from_H(H)) if H is not None else float("nan"))
+    energy = float(scales.impact_energy_mt(v_imp, diameter_m=diam))
+    palermo = float(scales.palermo(event.ip, energy, years_ahead)) if np.isfinite(energy) else \
+        float("nan")
+    torino = int(scales.torino(event.ip, energy)) if (np.isfinite(energy)
+                                                      and years_ahead <= TORINO_YEARS) else 0
+    vi = VirtualImpactor(
+        body=event.body, time_tdb_jd=event.time_tdb_jd, date_utc=_iso_utc(event.time_tdb_jd, 1),
+        ip=event.ip, ip_sigma=event.ip_sigma, palermo=palermo, torino=torino,
+        v_inf_km_s=event.v_inf_km_s, v_imp_km_s=v_imp, energy_mt=energy, diameter_m=diam,
+        sigma_lov=event.sigma_lov, b_km=event.b_km, b_impact_km=event.b_impact_km,
+        method=event.method)
+    imminent = (event.body == "earth" and event.ip > IMMINENT_IP
+                and event.time_tdb_jd - ref_tdb_jd <= IMMINENT_DAYS)
+    if imminent:
+        from neodefense.impacts import entry
+
+        x = x0 if nominal_impacts else event.params
+        e = entry.entry_point(epoch, x[:6], event.time_tdb_jd, altitude_km=entry_altitude_km,
+                              nongrav=_nongrav(x[6:], names))
+        vi.entry = e
+        if lov is not None:
+            nominal, direction = lov
+            corridor: dict[str, Any] = {"alt_km": entry_altitude_km}
+            for label, sig in CORRIDOR_SIGMAS.items():
+                states = nominal[None, :6] + sig[:, None] * direction[None, :6]
+                pts = entry.corridor_points(epoch, states, event.time_tdb_jd,
+                                            altitude_km=entry_altitude_km,
+                                            nongrav=_nongrav(nominal[6:], names))
+                corridor[label] = [[float(a), float(b)] for a, b in pts if np.isfinite(a)]
+            vi.corridor = corridor
+    return vi
+
+
+def _summarize(a: ImpactAssessment, ref_tdb_jd: float) -> None:
+    vis = a.virtual_impactors
+    a.cumulative_ip = float(min(1.0, sum(v.ip for v in vis)))
+    ps = [v.palermo for v in vis if np.isfinite(v.palermo)]
+    a.palermo_max = max(ps) if ps else None
+    cum = scales.palermo_cumulative(ps) if ps else None
+    a.palermo_cum = None if cum is None or not np.isfinite(cum) else float(cum)
+    a.torino_max = max((v.torino for v in vis), default=0)
+    soon = [v for v in vis if v.body == "earth"
+            and (v.time_tdb_jd - ref_tdb_jd) / DAYS_PER_YEAR <= NOTIFY_YEARS]
+    ip_soon = float(min(1.0, sum(v.ip for v in soon)))
+    d = a.diameter_m if a.diameter_m is not None else float("nan")
+    a.iawn_notify = bool(soon) and bool(scales.iawn_notify(ip_soon, d, 0.0))
+    a.smpag = bool(soon) and bool(scales.smpag_criterion(ip_soon, d, 0.0))
+
+
+def _cross_check_summary(events: list[ImpactEvent], n: int, main: list[VirtualImpactor]
+                         ) -> dict[str, Any]:
+    p = float(min(1.0, sum(e.ip for e in events)))
+    sigma = float(np.sqrt(max(p * (1 - p), 0.0) / max(n, 1)))
+    p_main = float(min(1.0, sum(v.ip for v in main)))
+    # agreement: within 3σ of the MC estimate, σ floored at the MC's resolution (1/N)
+    tol = 3.0 * max(sigma, 1.0 / max(n, 1))
+    return {"method": "mc", "n_samples": int(n), "cumulative_ip": p, "ip_sigma": sigma,
+            "upper_limit_95": (3.0 / n if (n and not events) else None),
+            "virtual_impactors": [{"body": e.body, "date_utc": _iso_utc(e.time_tdb_jd),
+                                   "ip": e.ip, "ip_sigma": e.ip_sigma,
+                                   "n_impacting": e.n_impacting} for e in events],
+            "agrees": bool(abs(p - p_main) <= tol)}
+
+
+def monitor_solution(solution: OrbitSolution, *, batch: ObservationBatch | None = None,
+                     method: str = "lov", years: float = 100.0, n_samples: int | None = None,
+                     bodies: tuple[str, ...] = ("earth", "moon"), seed: int = 0,
+                     entry_altitude_km: float = 100.0, cross_check: bool = True,
+                     client: Any = None, progress: bool = False,
+                     cross_check_samples: int | None = None,
+                     diameter_m: float | None = None,
+                     is_samples: int | None = None) -> ImpactAssessment:
+    """Search ``solution``'s uncertainty region for virtual impactors up to ``years`` ahead.
+
+    ``batch``: the observations the solution was fitted to (needed for short arcs, where the
+    samples come from systematic ranging). ``client``: a Dask client to spread the virtual
+    asteroids over (None: this process). ``diameter_m``: a known diameter (overrides H).
+    Never raises for bad orbits: the status says why.
+    """
+    t_start = time.perf_counter()
+    bodies = tuple(str(b).strip().lower() for b in bodies)
+    a = ImpactAssessment(
+        designation=solution.designation, status=OK, method=method, seed=seed, years=years,
+        bodies=bodies, assessed_utc=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        H=solution.H, solution_epoch_tdb_jd=float(solution.epoch_tdb_jd),
+        observation_set_hash=solution.observation_set_hash,
+        solution_code_version=solution.code_version)
+    try:
+        _run(a, solution, batch, method, years, n_samples, bodies, seed, entry_altitude_km,
+             cross_check, client, progress, cross_check_samples, diameter_m, is_samples)
+    except Exception as exc:  # noqa: BLE001 - recorded in the status, nothing half-stored
+        a.status, a.message = FAILED, f"{type(exc).__name__}: {exc}"
+        a.virtual_impactors, a.cumulative_ip = [], 0.0
+    a.runtime_s = time.perf_counter() - t_start
+    return a
+
+
+def _progress_bar(total: int, enabled: bool, desc: str) -> tuple[Callable[[int], None] | None,
+                                                                   Any]:
+    if not enabled:
+        return None, None
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit="VA")
+    return bar.update, bar
+
+
+def _run(a: ImpactAssessment, solution: OrbitSolution, batch: ObservationBatch | None,
+         method: str, years: float, n_samples: int | None, bodies: tuple[str, ...], seed: int,
+         entry_altitude_km: float, cross_check: bool, client: Any, progress: bool,
+         cross_check_samples: int | None, diameter_m: float | None,
+         is_samples: int | None) -> None:
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+    unknown = [b for b in bodies if b not in RADIUS_AU]
+    if unknown:
+        raise ValueError(f"bodies must be among {sorted(RADIUS_AU)}, not {unknown}")
+    if not (np.isfinite(years) and years > 0):
+        raise ValueError(f"years must be positive, got {years!r}")
+    a.diameter_m = diameter_m if diameter_m is not None else (
+        float(scales.diameter_m_from_H(solution.H)) if solution.H is not None else None)
+    ref = _last_obs_tdb_jd(solution, batch)
+    horizon = min(ref + years * DAYS_PER_YEAR, ephemeris.de440_coverage_tdb_jd()[1] - 1.0)
+    a.horizon_tdb_jd = horizon
+    radius = {b: RADIUS_AU[b] for b in bodies}
+
+    if solution.status == ARC_TOO_SHORT:
+        if batch is None:
+            a.status, a.message = NO_SOLUTION, "short arc: the observations are needed (ranging)"
+            return
+        from neodefense.orbits.ranging import ranging_from_batch
+
+        rng_result = ranging_from_batch(batch)
+        if not rng_result.ok:
+            a.status, a.message = NO_SOLUTION, f"short arc, ranging failed: {rng_result.message}"
+            return
+        n = int(n_samples or DEFAULT_SAMPLES["mc"])
+        vas = sampling.ranging_samples(rng_result, max_samples=n, seed=seed)
+        a.method, a.message = "mc", "short arc: samples from systematic ranging (weighted)"
+        x0, names, cov, direction = vas.params[int(np.argmax(vas.weights))], (), None, None
+        epoch = vas.epoch_tdb_jd
+        found: list = []
+    elif not solution.ok:
+        a.status = NO_SOLUTION
+        a.message = f"orbit solution status {solution.status!r}: {solution.message}"
+        return
+    else:
+        why = sampling.check_covariance(solution.covariance)
+        if why:
+            a.status, a.message = DEGENERATE, why
+            return
+        x0, names = _nominal_params(solution)
+        cov = np.asarray(solution.covariance, dtype=float)
+        if cov.shape[0] != x0.size:
+            a.status = DEGENERATE
+            a.message = f"covariance is {cov.shape}, parameters are {x0.size}"
+            return
+        epoch = float(solution.epoch_tdb_jd)
+        if np.mean(sampling.unbound_mask(epoch, x0[None, :6])):
+            a.status, a.message = UNBOUND, "the nominal orbit is unbound or falls into the Sun"
+            return
+        t_lov, found = _lov_time(epoch, x0, names, horizon, bodies)
+        direction = _lov_direction_at(epoch, x0, names, cov, t_lov)
+        n = int(n_samples or DEFAULT_SAMPLES[method])
+        if method in ("lov", "is"):
+            n += (n + 1) % 2  # odd: σ = 0 (the nominal) is a sample
+            sig = np.linspace(-SIGMA_MAX, SIGMA_MAX, n)
+            vas = sampling.line_of_variations(epoch, x0, direction, sig, names)
+        else:
+            vas = sampling.monte_carlo(epoch, x0, cov, n, seed, names)
+    a.n_samples = len(vas)
+    is_report: list[dict[str, Any]] | None = None
+
+    unbound = sampling.unbound_mask(vas.epoch_tdb_jd, vas.states_au)
+    if np.mean(unbound) > MAX_UNBOUND_FRACTION:
+        a.status = UNBOUND
+        a.message = (f"{int(unbound.sum())} of {len(vas)} samples are hyperbolic or fall into "
+                     "the Sun: the orbit is too poorly determined to monitor")
+        return
+    keep = np.nonzero(~unbound)[0]
+    if unbound.any():
+        a.message = (a.message + "; " if a.message else "") + \
+            f"{int(unbound.sum())} unbound samples left out"
+    vas_kept = vas.take(keep) if unbound.any() else vas
+
+    update, bar = _progress_bar(len(vas_kept), progress, f"{a.designation} {a.method}")
+    try:
+        approaches, failed = propagate_virtual_asteroids(
+            vas_kept.epoch_tdb_jd, vas_kept.params, horizon, bodies, radius, names, client=client,
+            progress=update)
+    finally:
+        if bar is not None:
+            bar.close()
+    if len(failed) > MAX_FAILED_FRACTION * len(vas_kept):
+        raise RuntimeError(f"{len(failed)} of {len(vas_kept)} propagations failed, e.g. "
+                           f"{failed[0][1]}")
+    if failed:
+        a.message = (a.message + "; " if a.message else "") + \
+            f"{len(failed)} propagations failed (counted as not impacting)"
+
+    if a.method in ("lov", "is"):
+        events = find_virtual_impactors(vas_kept, approaches, x0, direction, cov, bodies)
+        if a.method == "is":
+            linear = []
+            for k, e in enumerate(events):
+                ip, err, hits = importance_sampling_ip(e, x0, cov, direction, epoch, names,
+                                                       is_samples or DEFAULT_IS_SAMPLES,
+                                                       seed + 1000 + k, client)
+                linear.append({"body": e.body, "date_utc": _iso_utc(e.time_tdb_jd),
+                               "ip_linear": e.ip, "ip_is": ip, "ip_is_sigma": err,
+                               "is_hits": hits})
+                e.ip, e.ip_sigma, e.method = ip, err, "is"
+            a.message = (a.message + "; " if a.message else "") + (
+                f"importance sampling: {is_samples or DEFAULT_IS_SAMPLES} samples per VI")
+            is_report = linear
+    else:
+        events = monte_carlo_impacts(vas_kept, approaches, bodies)
+
+    nominal_impacts = any(ca.distance_km < RADIUS_KM[ca.body] for ca in found)
+    lov = (x0, direction) if direction is not None else None
+    a.virtual_impactors = [
+        _risk(e, ref, solution.H, diameter_m, entry_altitude_km, vas_kept.epoch_tdb_jd, names,
+              lov, nominal_impacts and abs(e.time_tdb_jd - found[-1].time_tdb_jd) < 1.0, x0)
+        for e in events]
+    a.close_approaches = _nominal_approaches(epoch, x0, names, cov, found)
+    _summarize(a, ref)
+
+    if cross_check and a.method in ("lov", "is"):
+        n_cc = int(cross_check_samples or DEFAULT_CROSS_CHECK_SAMPLES)
+        mc = sampling.monte_carlo(epoch, x0, cov, n_cc, seed, names)
+        mc = mc.take(np.nonzero(~sampling.unbound_mask(epoch, mc.states_au))[0])
+        update, bar = _progress_bar(len(mc), progress, f"{a.designation} mc check")
+        try:
+            mc_rows, _ = propagate_virtual_asteroids(epoch, mc.params, horizon, bodies, radius,
+                                                     names, client=client, progress=update)
+        finally:
+            if bar is not None:
+                bar.close()
+        a.cross_check = _cross_check_summary(monte_carlo_impacts(mc, mc_rows, bodies), len(mc),
+                                             a.virtual_impactors)
+    if is_report is not None:
+        a.cross_check = {**(a.cross_check or {}), "linear_vs_is": is_report}
