@@ -111,6 +111,8 @@ def monitor_one(engine, client, object_id: int, designation: str, solution_id: i
             solution, batch=batch, method=str(options["method"]), years=float(options["years"]),
             n_samples=int(options["n_samples"]) or None, bodies=tuple(options["bodies"]),
             seed=int(options["seed"]), entry_altitude_km=float(options["entry_altitude_km"]),
+            cross_check=int(options.get("cross_check_samples", 0)) > 0,
+            cross_check_samples=int(options.get("cross_check_samples", 0)) or None,
             client=client)
     except Exception as exc:  # noqa: BLE001 - a bug, a killed worker: record it, go on
         assessment = _failed(solution, options, f"monitor: {type(exc).__name__}: {exc}",

@@ -1,9 +1,12 @@
 """The main job on embedded defaults: a fresh SQLite catalog fed with the bundled real observations.
 
-Today it runs the ingest and orbit stages of the pipeline (later stages join as they are built):
-the bundled real MPC files are dropped into the inbox as submissions, the Prefect ingest flow
-stores and parses them, the Prefect orbit flow fits every object on a Dask LocalCluster and stores
-the solutions, and a summary is printed.
+Today it runs the ingest, orbit and impact-monitoring stages of the pipeline (alerts and the
+dashboard join as they are built): the bundled real MPC files are dropped into the inbox as
+submissions, the Prefect ingest flow stores and parses them, the Prefect orbit flow fits every
+object on a Dask LocalCluster, the Prefect monitoring flow searches each orbit's uncertainty
+region for Earth and Moon impacts over 100 years (``DEMO_LOV_SAMPLES`` points along the line of
+variations instead of the production 1,001, to keep the demo to a few minutes on 2 cores), and a
+summary is printed: the risk list, and 2008 TC3's predicted entry beside the recorded fireball.
 """
 
 from __future__ import annotations
@@ -24,6 +27,14 @@ DEMO_FILES: dict[str, str] = {
     "101955_Bennu.obs80": "MPC",
     "2023_QR6.obs80": "MPC",
 }
+
+
+#: demo monitoring settings (production defaults in config/neodefense.toml [monitoring])
+DEMO_LOV_SAMPLES = 101
+DEMO_CROSS_CHECK_SAMPLES = 50
+#: the recorded 2008 TC3 fireball (CNEOS fireball table)
+TC3_FIREBALL = {"time_utc": "2008-10-07T02:45:45", "alt_km": 38.9, "lat_deg": 20.9,
+                "lon_deg": 31.4}
 
 
 def demo_files() -> list[tuple[str, Path]]:
@@ -47,7 +58,9 @@ def run(data_dir: Path | None = None, keep: bool = False, use_prefect: bool = Tr
 
     started = time.perf_counter()
     override = data_dir / "demo-settings.toml"
-    override.write_text(f'[paths]\ndata_dir = "{data_dir.as_posix()}"\n[catalog]\nurl = ""\n')
+    override.write_text(f'[paths]\ndata_dir = "{data_dir.as_posix()}"\n[catalog]\nurl = ""\n'
+                        f'[monitoring]\nn_samples = {DEMO_LOV_SAMPLES}\n'
+                        f'cross_check_samples = {DEMO_CROSS_CHECK_SAMPLES}\n')
     if use_prefect:
         config.apply_prefect_environment(settings)
         from flows.ingest import ingest_inbox
@@ -96,6 +109,16 @@ def run(data_dir: Path | None = None, keep: bool = False, use_prefect: bool = Tr
               f"{h if h is not None else float('nan'):>6.2f} "
               f"{moid if moid is not None else float('nan'):>10.6f}")
 
+    started = time.perf_counter()
+    if use_prefect:
+        from flows.impact_monitoring import monitor_changed_objects
+
+        monitored = monitor_changed_objects(config_path=str(override))
+    else:
+        monitored = _monitor_directly(settings)
+    elapsed = time.perf_counter() - started
+    _print_risk(engine, monitored, elapsed)
+
     summary = queries.summary(engine)
     print("\ncatalog summary")
     print(json.dumps(summary, indent=2, default=str))
@@ -118,3 +141,53 @@ def _fit_directly(settings: config.Settings) -> list[dict]:
                      "solution_id": solution_id, "rms_arcsec": solution.rms_arcsec,
                      "n_used": solution.n_used, "n_obs": solution.n_obs})
     return rows
+
+
+def _monitor_directly(settings: config.Settings) -> list[dict]:
+    """The monitoring stage without Prefect or Dask (``--no-prefect``)."""
+    from neodefense.catalog import assessments, db, solutions
+    from neodefense.impacts.monitor import monitor_solution
+
+    engine = db.connect(settings.catalog_url)
+    rows = []
+    for object_id, designation, solution_id in assessments.solutions_to_monitor(engine):
+        solution = solutions.load_solution(engine, solution_id)
+        batch, _ = solutions.observations_with_ids(engine, object_id)
+        a = monitor_solution(solution, batch=batch, n_samples=DEMO_LOV_SAMPLES,
+                             cross_check_samples=DEMO_CROSS_CHECK_SAMPLES)
+        assessment_id = assessments.store_assessment(engine, solution_id, a)
+        rows.append({"designation": designation, "assessment_id": assessment_id,
+                     "status": a.status, "runtime_s": a.runtime_s})
+    return rows
+
+
+def _print_risk(engine, monitored: list[dict], elapsed: float) -> None:  # noqa: ANN001
+    from astropy.time import Time
+
+    from neodefense.catalog import assessments, solutions
+    from neodefense.impacts.entry import entry_point
+
+    print(f"\nmonitored {len(monitored)} orbits in {elapsed:.1f} s (100 years, Earth and Moon)")
+    print(f"  {'object':<12} {'status':<22} {'method':<6} {'VAs':>5} {'IP cum':>9} {'PS cum':>7} "
+          f"{'TS':>3} {'VIs':>4} {'first VI (UTC)':<22}")
+    for row in sorted(monitored, key=lambda r: r["designation"]):
+        a = assessments.assessment_by_id(engine, row["assessment_id"])
+        vis = a.get("virtual_impactors") or []
+        first = min((v["date_utc"] for v in vis), default="")
+        ps = "" if a["palermo_cum"] is None else f"{a['palermo_cum']:.2f}"
+        print(f"  {row['designation']:<12} {a['status']:<22} {a['method']:<6} "
+              f"{a['n_samples']:>5} {a['cumulative_ip']:>9.3g} {ps:>7} {a['torino_max']:>3} "
+              f"{len(vis):>4} {first:<22}")
+        for v in vis:
+            if row["designation"] != "2008 TC3" or v["body"] != "earth" or not v.get("entry"):
+                continue
+            sol = solutions.load_solution(engine, a["solution_id"])
+            e = entry_point(sol.epoch_tdb_jd, sol.state_icrf_au, v["time_tdb_jd"],
+                            altitude_km=TC3_FIREBALL["alt_km"]) or v["entry"]
+            dt_s = (Time(e["time_utc"], scale="utc")
+                    - Time(TC3_FIREBALL["time_utc"], scale="utc")).sec
+            print(f"    2008 TC3 predicted at {e['alt_km']:g} km: {e['time_utc']} UTC, "
+                  f"{e['lat_deg']:.2f}°N {e['lon_deg']:.2f}°E; recorded fireball: "
+                  f"{TC3_FIREBALL['time_utc']} UTC, {TC3_FIREBALL['lat_deg']}°N "
+                  f"{TC3_FIREBALL['lon_deg']}°E ({dt_s:+.1f} s; the recorded place is the "
+                  f"first detection at 65.4 km)")

@@ -45,7 +45,7 @@ from neodefense.catalog.solutions import (
     _utcnow,
 )
 from neodefense.impacts.assessment import FAILED, OK, ImpactAssessment, VirtualImpactor
-from neodefense.orbits.solution import CONVERGED
+from neodefense.orbits.solution import ARC_TOO_SHORT, CONVERGED
 
 __all__ = [
     "assessment_by_id",
@@ -295,12 +295,14 @@ def assessment_from_dict(data: Mapping[str, Any]) -> ImpactAssessment:
 
 def solutions_to_monitor(bind: Bind, retry_failed: bool = False) -> list[tuple[int, str, int]]:
     """(object id, designation, solution id) of every object whose current orbit solution (its
-    newest converged one) has no impact assessment yet, ordered by object id. ``retry_failed``:
+    newest converged one, or its newest short-arc one — a ranging region, which the monitor
+    samples — when that is newer) has no impact assessment yet, ordered by object id. ``retry_failed``:
     also list those whose only assessments of that solution have status 'failed'."""
     o, s = m.Object.__table__, m.OrbitSolutionRecord.__table__
     a = m.ImpactAssessmentRecord.__table__
     newest = (sa.select(s.c.object_id, sa.func.max(s.c.version).label("version"))
-              .where(s.c.status == CONVERGED).group_by(s.c.object_id).subquery())
+              .where(s.c.status.in_((CONVERGED, ARC_TOO_SHORT)))
+              .group_by(s.c.object_id).subquery())
     assessed = sa.select(a.c.id).where(a.c.solution_id == s.c.id)
     if retry_failed:
         assessed = assessed.where(a.c.status != FAILED)

@@ -272,9 +272,10 @@ def impact_probability_disc(mean_km: ArrayLike, cov_km2: ArrayLike, radius_km: f
     h > |m_u| − 40 σ_u) and split at t = 0, ±1, ±3, ±8 and where h = |m_u|, |m_u| ± 3σ_u; the
     pieces touching the rim v = ±R use t = t_rim ∓ s², which removes the square-root singularity
     of h (and gives h = s √(σ_v (2R − σ_v s²)) without cancellation); each piece by adaptive
-    Gauss-Kronrod (scipy quad, relative tolerance 1e-11, absolute
-    1e-14 of a first rough estimate of the total). Relative accuracy ~1e-9 or better from 1 down to 1e-300 for any axis
-    ratio and offset (tests: closed forms, Monte Carlo, dense quadrature, the transposed order).
+    Gauss-Kronrod (scipy quad, relative tolerance 1e-11, absolute 1e-14 of a first rough estimate
+    of the total). Relative accuracy ~1e-9 or better from 1 down to 1e-300 for any axis ratio and
+    offset (tests: closed forms, Monte Carlo, dense quadrature, the transposed order; a random
+    sweep of 1,500 cases with σ_u 10..1e8 km, axis ratios 1..1e8, offsets to 6σ: ≤ 3e-11).
     Degenerate covariances: σ_v = 0 is a line density, σ_u = σ_v = 0 a point. Conditioning: a
     rotated 2×2 matrix carries its small eigenvalue only to ~1e-16 λ_max absolute, so beyond axis
     ratios ~1e6 σ_v is uncertain (not the integral); it matters only when the short-axis width

@@ -200,18 +200,24 @@ def _risk(event: ImpactEvent, ref_tdb_jd: float, H: float | None, diameter_m: fl
         from neodefense.impacts import entry
 
         x = x0 if nominal_impacts else event.params
-        e = entry.entry_point(epoch, x[:6], event.time_tdb_jd, altitude_km=entry_altitude_km,
-                              nongrav=_nongrav(x[6:], names))
-        vi.entry = e
+        try:
+            vi.entry = entry.entry_point(epoch, x[:6], event.time_tdb_jd,
+                                         altitude_km=entry_altitude_km,
+                                         nongrav=_nongrav(x[6:], names))
+        except (RuntimeError, ValueError) as exc:  # reported, the assessment stands
+            vi.entry = {"error": f"{type(exc).__name__}: {exc}", "alt_km": entry_altitude_km}
         if lov is not None:
             nominal, direction = lov
             corridor: dict[str, Any] = {"alt_km": entry_altitude_km}
-            for label, sig in CORRIDOR_SIGMAS.items():
-                states = nominal[None, :6] + sig[:, None] * direction[None, :6]
-                pts = entry.corridor_points(epoch, states, event.time_tdb_jd,
-                                            altitude_km=entry_altitude_km,
-                                            nongrav=_nongrav(nominal[6:], names))
-                corridor[label] = [[float(a), float(b)] for a, b in pts if np.isfinite(a)]
+            try:
+                for label, sig in CORRIDOR_SIGMAS.items():
+                    states = nominal[None, :6] + sig[:, None] * direction[None, :6]
+                    pts = entry.corridor_points(epoch, states, event.time_tdb_jd,
+                                                altitude_km=entry_altitude_km,
+                                                nongrav=_nongrav(nominal[6:], names))
+                    corridor[label] = [[float(a), float(b)] for a, b in pts if np.isfinite(a)]
+            except (RuntimeError, ValueError) as exc:
+                corridor["error"] = f"{type(exc).__name__}: {exc}"
             vi.corridor = corridor
     return vi
 
@@ -232,8 +238,10 @@ def _summarize(a: ImpactAssessment, ref_tdb_jd: float) -> None:
     a.smpag = bool(soon) and bool(scales.smpag_criterion(ip_soon, d, 0.0))
 
 
-def _cross_check_summary(events: list[ImpactEvent], n: int, main: list[VirtualImpactor]
+def _cross_check_summary(events: list[ImpactEvent], n: int, main: list[ImpactEvent]
                          ) -> dict[str, Any]:
+    """The Monte Carlo check beside the main method's (linear or IS) values, before any
+    replacement."""
     p = float(min(1.0, sum(e.ip for e in events)))
     sigma = float(np.sqrt(max(p * (1 - p), 0.0) / max(n, 1)))
     p_main = float(min(1.0, sum(v.ip for v in main)))
@@ -384,7 +392,8 @@ def _run(a: ImpactAssessment, solution: OrbitSolution, batch: ObservationBatch |
             f"{len(failed)} propagations failed (counted as not impacting)"
 
     if a.method in ("lov", "is"):
-        events = find_virtual_impactors(vas_kept, approaches, x0, direction, cov, bodies)
+        events = find_virtual_impactors(vas_kept, approaches, x0, direction, cov, bodies,
+                                        client=client)
         if a.method == "is":
             linear = []
             for k, e in enumerate(events):
@@ -401,15 +410,8 @@ def _run(a: ImpactAssessment, solution: OrbitSolution, batch: ObservationBatch |
     else:
         events = monte_carlo_impacts(vas_kept, approaches, bodies)
 
-    nominal_impacts = any(ca.distance_km < RADIUS_KM[ca.body] for ca in found)
-    lov = (x0, direction) if direction is not None else None
-    a.virtual_impactors = [
-        _risk(e, ref, solution.H, diameter_m, entry_altitude_km, vas_kept.epoch_tdb_jd, names,
-              lov, nominal_impacts and abs(e.time_tdb_jd - found[-1].time_tdb_jd) < 1.0, x0)
-        for e in events]
-    a.close_approaches = _nominal_approaches(epoch, x0, names, cov, found)
-    _summarize(a, ref)
-
+    mc_events: list[ImpactEvent] | None = None
+    n_mc = 0
     if cross_check and a.method in ("lov", "is"):
         n_cc = int(cross_check_samples or DEFAULT_CROSS_CHECK_SAMPLES)
         mc = sampling.monte_carlo(epoch, x0, cov, n_cc, seed, names)
@@ -421,7 +423,44 @@ def _run(a: ImpactAssessment, solution: OrbitSolution, batch: ObservationBatch |
         finally:
             if bar is not None:
                 bar.close()
-        a.cross_check = _cross_check_summary(monte_carlo_impacts(mc, mc_rows, bodies), len(mc),
-                                             a.virtual_impactors)
+        mc_events, n_mc = monte_carlo_impacts(mc, mc_rows, bodies), len(mc)
+        a.cross_check = _cross_check_summary(mc_events, n_mc, events)
+        replaced = _prefer_counted(events, mc_events)
+        if replaced:
+            a.cross_check["reported_from_mc"] = replaced
+
+    nominal_impacts = any(ca.distance_km < RADIUS_KM[ca.body] for ca in found)
+    lov = (x0, direction) if direction is not None else None
+    a.virtual_impactors = [
+        _risk(e, ref, solution.H, diameter_m, entry_altitude_km, vas_kept.epoch_tdb_jd, names,
+              lov, nominal_impacts and abs(e.time_tdb_jd - found[-1].time_tdb_jd) < 1.0, x0)
+        for e in events]
+    a.close_approaches = _nominal_approaches(epoch, x0, names, cov, found)
+    _summarize(a, ref)
     if is_report is not None:
         a.cross_check = {**(a.cross_check or {}), "linear_vs_is": is_report}
+
+
+#: a virtual impactor hit by at least this many Monte Carlo samples is reported with the counted
+#: probability: counting is exact where it has the statistics, the linear theory is not where
+#: the encounter is strongly nonlinear (short arcs, whose uncertainty is mostly in range)
+MC_HITS_PREFERRED = 20
+
+
+def _prefer_counted(events: list[ImpactEvent], mc_events: list[ImpactEvent]) -> list[dict]:
+    """Replace the IP of every VI matched (same body, within ``MC_CLUSTER_DAYS``) by a Monte
+    Carlo group with ≥ ``MC_HITS_PREFERRED`` hits with the counted value; what was replaced."""
+    from neodefense.impacts.search import MC_CLUSTER_DAYS
+
+    out = []
+    for e in events:
+        match = [m for m in mc_events if m.body == e.body
+                 and abs(m.time_tdb_jd - e.time_tdb_jd) < MC_CLUSTER_DAYS
+                 and m.n_impacting >= MC_HITS_PREFERRED]
+        if not match:
+            continue
+        m = match[0]
+        out.append({"body": e.body, "date_utc": _iso_utc(e.time_tdb_jd), "ip_lov": e.ip,
+                    "ip_mc": m.ip, "ip_mc_sigma": m.ip_sigma, "n_impacting": m.n_impacting})
+        e.ip, e.ip_sigma, e.method = m.ip, m.ip_sigma, f"{e.method}+mc"
+    return out

@@ -157,19 +157,23 @@ def ranging_samples(ranging, max_samples: int | None = None, seed: int = 0) -> V
     """Virtual asteroids from a :class:`neodefense.orbits.ranging.RangingResult`.
 
     Its states are heliocentric ICRF at its epoch: the Sun's DE440 state is added. With
-    ``max_samples`` below the grid size, that many distinct samples are drawn without
-    replacement with probability ∝ weight and re-weighted (w / π) so sums stay unbiased.
+    ``max_samples`` below the number of samples with weight, ``max_samples`` draws are made
+    with replacement with probability ∝ weight; each distinct sample keeps its draw count as
+    weight (an unbiased Monte Carlo estimator). Otherwise the whole weighted grid is used.
     """
     sun_pos, sun_vel = ephemeris.body_barycentric_state("sun", ranging.epoch_tdb_jd)
     states = np.asarray(ranging.states_au, dtype=float) + np.concatenate([sun_pos, sun_vel], axis=1)
     w = np.asarray(ranging.weights, dtype=float)
-    n = states.shape[0]
-    if max_samples is not None and 0 < max_samples < n:
+    p = w / w.sum()
+    keep = p > 0.0
+    if max_samples is not None and 0 < max_samples < int(keep.sum()):
+        # draw with replacement ∝ weight; the draw counts are the new weights (unbiased)
         rng = np.random.default_rng(seed)
-        idx = np.sort(rng.choice(n, size=max_samples, replace=False, p=w / w.sum()))
-        # Horvitz–Thompson-style reweighting of a weighted draw (approximate for large weights)
-        incl = 1.0 - (1.0 - w / w.sum()) ** max_samples
-        states, w = states[idx], w[idx] / incl[idx]
+        idx, counts = np.unique(rng.choice(p.size, size=max_samples, replace=True, p=p),
+                                return_counts=True)
+        states, w = states[idx], counts.astype(float)
+    else:
+        states, w = states[keep], w[keep]
     return VirtualAsteroids(float(ranging.epoch_tdb_jd), states, w / w.sum(),
                             np.full(states.shape[0], np.nan), ())
 

@@ -128,9 +128,12 @@ class _LovPoint:
     def evaluate(self, sigma: float, t_guess: float) -> tuple[np.ndarray, float, float, float, float]:
         """(B vector km, b_imp km, v∞ km/s, t_eval, predicted time of closest approach)."""
         p = self.params(sigma)
-        t = t_guess
-        for _ in range(3):  # move the evaluation time to EVAL_BODY_RADII radii before the minimum
-            obj = propagate(self.epoch, p[:6], [t], nongrav=_nongrav(p[6:], self.names)).states_au[0]
+        ng = _nongrav(p[6:], self.names)
+        t, t_from, obj = t_guess, self.epoch, p[:6]
+        for _ in range(4):  # move the evaluation time to EVAL_BODY_RADII radii before the minimum
+            # the first hop integrates from the epoch, later ones only from the previous time
+            obj = propagate(t_from, obj, [t], nongrav=ng).states_au[0]
+            t_from = t
             body_state, sun_state = _body_and_sun(self.body, t)
             rel = obj - body_state
             v2 = float(rel[3:] @ rel[3:])
@@ -222,13 +225,32 @@ def linear_impact_probability(epoch_tdb_jd: float, nominal: np.ndarray, covarian
 # LOV search
 
 
+def _refine_candidate(point: _LovPoint, group: list[tuple], rows: np.ndarray, b_vec: np.ndarray,
+                      b_imp: np.ndarray, sig: np.ndarray, covariance: np.ndarray
+                      ) -> ImpactEvent | None:
+    """Refine one candidate return; its virtual impactor with the linear IP, or None."""
+    found = _representative(point, group, rows, b_vec, b_imp, sig)
+    if found is None:
+        return None
+    s_star, x_star, t_ca, t_eval = found
+    ip, _, _ = linear_impact_probability(point.epoch, point.x0, covariance, x_star, t_eval,
+                                         point.body, point.names)
+    b_star, r_imp, v_inf, _, _ = point.evaluate(s_star, t_eval)
+    return ImpactEvent(body=point.body, time_tdb_jd=t_ca, ip=ip, ip_sigma=0.0, v_inf_km_s=v_inf,
+                       b_km=float(np.linalg.norm(b_star)), b_impact_km=r_imp, sigma_lov=s_star,
+                       method="lov", params=x_star)
+
+
 def find_virtual_impactors(vas: VirtualAsteroids, approaches: np.ndarray, nominal: np.ndarray,
                            direction: np.ndarray, covariance: np.ndarray,
-                           bodies: Sequence[str]) -> list[ImpactEvent]:
-    """Virtual impactors along the LOV from the scan's ``approaches`` (module docstring)."""
+                           bodies: Sequence[str], client=None) -> list[ImpactEvent]:  # noqa: ANN001
+    """Virtual impactors along the LOV from the scan's ``approaches`` (module docstring).
+
+    ``client``: a Dask client to refine the candidates on (one task each), else here."""
     sig = vas.sigma
     n = len(vas)
     events: list[ImpactEvent] = []
+    tasks: list = []
     for body in bodies:
         rows = approaches[approaches["body"] == body]
         if rows.size == 0:
@@ -269,17 +291,17 @@ def find_virtual_impactors(vas: VirtualAsteroids, approaches: np.ndarray, nomina
         groups.sort(key=lambda g: min(q[0] for q in g))
         point = _LovPoint(vas.epoch_tdb_jd, nominal, direction, vas.nongrav_names, body)
         for group in groups[:MAX_CANDIDATES]:
-            found = _representative(point, group, rows, b_vec, b_imp, sig)
-            if found is None:
-                continue
-            s_star, x_star, t_ca, t_eval = found
-            ip, mean, _ = linear_impact_probability(vas.epoch_tdb_jd, nominal, covariance, x_star,
-                                                    t_eval, body, vas.nongrav_names)
-            b_star, r_imp, v_inf, _, _ = point.evaluate(s_star, t_eval)
-            events.append(ImpactEvent(body=body, time_tdb_jd=t_ca, ip=ip, ip_sigma=0.0,
-                                      v_inf_km_s=v_inf, b_km=float(np.linalg.norm(b_star)),
-                                      b_impact_km=r_imp, sigma_lov=s_star, method="lov",
-                                      params=x_star))
+            # only what the candidate needs travels (to a Dask worker when there is a client)
+            ks = sorted({k for q in group for k in (q[2], q[3])})
+            sub = {k: j for j, k in enumerate(ks)}
+            local = [(q[0], q[1], sub[q[2]], sub[q[3]], q[4]) for q in group]
+            args = (point, local, rows[ks], b_vec[ks], b_imp[ks], sig, covariance)
+            tasks.append(client.submit(_refine_candidate, *args, pure=False)
+                         if client is not None else args)
+    for task in tasks:
+        event = task.result() if client is not None else _refine_candidate(*task)
+        if event is not None:
+            events.append(event)
     return _merge_duplicates(events)
 
 
