@@ -1,11 +1,12 @@
 """The Prefect impact-monitoring flow, embedded, over a small real catalog (2024 BX1 fitted by the
 orbit flow on a 1-worker LocalCluster).
 
-The first test runs the real monitor (short horizon, few samples) end to end. The others replace
-it by a deterministic fake: the flow calls ``neodefense.impacts.monitor.monitor_solution`` in its own process with
-the Dask client passed in, so ``monkeypatch`` reaches it. What is checked is the glue: the
-solution and observations handed over, the settings, storage as versions, nothing to do on a
-second run, a crash inside the monitor and an assessment the catalog refuses stored as 'failed'.
+The last test runs the real monitor (short horizon, few samples) end to end. The others replace
+it by a deterministic fake: the flow calls ``neodefense.impacts.monitor.monitor_solution`` in its
+own process with the Dask client passed in, so ``monkeypatch`` reaches it. What is checked is
+the glue: the solution and observations handed over, the settings, storage as versions, nothing
+to do on a second run, a crash inside the monitor and an assessment the catalog refuses stored
+as 'failed'.
 """
 
 from __future__ import annotations
