@@ -277,17 +277,28 @@ def find_virtual_impactors(vas: VirtualAsteroids, approaches: np.ndarray, nomina
                 if dmin < 3.0 * r_imp + 0.25 * span:
                     segments.append((dmin / r_imp, i, ki, kj, s))
         # group adjacent segments at the same return into one candidate (closest first)
-        segments.sort(key=lambda q: (rows["time_tdb_jd"][q[2]], q[1]))
+        segments.sort(key=lambda q: q[1])
         groups: list[list[tuple]] = []
+        open_groups: dict[int, list[int]] = {}  # last LOV index → indices of groups ending there
         for seg in segments:
-            if groups:
-                last = groups[-1][-1]
-                if (seg[1] == last[1] + 1
-                        and abs(rows["time_tdb_jd"][seg[2]] - rows["time_tdb_jd"][last[3]])
-                        <= RETURN_WINDOW_DAYS):
-                    groups[-1].append(seg)
-                    continue
-            groups.append([seg])
+            joined = False
+            for g in open_groups.get(seg[1] - 1, []):
+                last = groups[g][-1]
+                if abs(rows["time_tdb_jd"][seg[2]] - rows["time_tdb_jd"][last[3]]) \
+                        <= RETURN_WINDOW_DAYS:
+                    groups[g].append(seg)
+                    open_groups.setdefault(seg[1], []).append(g)
+                    joined = True
+                    break
+            if not joined:
+                groups.append([seg])
+                open_groups.setdefault(seg[1], []).append(len(groups) - 1)
+        # an impacting sample outside every candidate segment (its neighbours' approaches are
+        # too far in time: a strongly stretched LOV) is a candidate of its own
+        covered = {k for g in groups for q in g for k in (q[2], q[3])}
+        for k in np.nonzero(rows["dist_km"] < RADIUS_KM[body])[0].tolist():
+            if k not in covered:
+                groups.append([(0.0, int(rows["va"][k]), k, k, 0.0)])
         groups.sort(key=lambda g: min(q[0] for q in g))
         point = _LovPoint(vas.epoch_tdb_jd, nominal, direction, vas.nongrav_names, body)
         for group in groups[:MAX_CANDIDATES]:
@@ -320,7 +331,7 @@ def _representative(point: _LovPoint, group: list[tuple], rows: np.ndarray, b_ve
     within that segment, and the refined point's encounter is integrated again."""
     hits = []
     for _, i, ki, kj, _s in group:
-        for va, k in ((i, ki), (i + 1, kj)):
+        for va, k in ((i, ki),) if ki == kj else ((i, ki), (i + 1, kj)):
             if float(rows["dist_km"][k]) < RADIUS_KM[point.body]:
                 hits.append((abs(float(sig[va])), va, k))
     if hits:
