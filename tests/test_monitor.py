@@ -97,8 +97,10 @@ def test_bx1_monte_carlo_impact(tmp_path):
     """2024 BX1 (328 observations, found 2.7 h before impact): Monte Carlo, every sample hits,
     entry at 100 km within 2 s of the bolide's 00:32:38 UT start (first seen at ~96.5 km)."""
     sol, batch = _fit("2024_BX1.obs80", "2024 BX1")
-    a = monitor_solution(sol, batch=batch, method="mc", years=0.01, n_samples=30,
-                         bodies=("earth",), seed=1)
+    # a century ahead, Earth and Moon: the impact stops every sample's integration (and the
+    # Moon being searched too must not hide the Earth impact)
+    a = monitor_solution(sol, batch=batch, method="mc", years=100.0, n_samples=30,
+                         bodies=("earth", "moon"), seed=1)
     assert a.status == OK, a.message
     assert a.method == "mc" and a.n_samples == 30
     assert a.cumulative_ip == pytest.approx(1.0)

@@ -390,7 +390,7 @@ def close_approaches(
         from neodefense.dynamics.ephemeris import AU_KM
 
         stop[body_ids[key]] = float(r_km) / AU_KM
-    inside = False
+    inside: set[int] = set()  # bodies the object has entered
     while direction * (t_end - sim.t) > 0.0:
         if direction * (sim.t + sim.dt - t_end) > 0.0:
             sim.dt = t_end - sim.t  # shorten the last step: never past until (or DE440)
@@ -401,12 +401,12 @@ def close_approaches(
             p = ephem.get_particle(body_id, sim.t)
             rel = states[-1] - np.array([p.x, p.y, p.z, p.vx, p.vy, p.vz])
             if np.dot(rel[:3], rel[:3]) < r_stop * r_stop:
-                inside = True
-            if inside and direction * np.dot(rel[:3], rel[3:]) > 0.0:
-                break
+                inside.add(body_id)
+            if body_id in inside and direction * np.dot(rel[:3], rel[3:]) > 0.0:
+                break  # past the minimum distance to the body it entered
         else:
             continue
-        if inside and len(times) >= 3:
+        if len(times) >= 3:
             # one more step: the minimum lies in the last step, keep a step past it
             if direction * (t_end - sim.t) > 0.0:
                 if direction * (sim.t + sim.dt - t_end) > 0.0:
