@@ -297,7 +297,9 @@ def _monitor_text(a: dict[str, Any], stored: int | None) -> str:
                          f"PS {vi['palermo'] if vi['palermo'] is None else round(vi['palermo'], 2)}"
                          f"  TS {vi['torino']}  v∞ {vi['v_inf_km_s']:.2f} km/s  "
                          f"E {vi['energy_mt']:.3g} Mt  σ {vi['sigma_lov']}")
-            if vi.get("entry"):
+            if vi.get("entry") and "error" in vi["entry"]:
+                lines.append(f"     entry point not computed: {vi['entry']['error']}")
+            elif vi.get("entry"):
                 e = vi["entry"]
                 lines.append(f"     entry {e['time_utc']} at {e['alt_km']:g} km: "
                              f"{e['lat_deg']:.3f}°, {e['lon_deg']:.3f}°")
