@@ -178,7 +178,7 @@ def _fit_text(solution: Any, stored: tuple[int, int] | None) -> str:
              + (f" — {solution.message}" if solution.message else "")]
     if solution.ok:
         epoch = solution.epoch_tdb_jd
-        utc = timescales.utc_mjd_to_iso(timescales.tdb_jd_to_utc_mjd(epoch), precision=0)
+        utc = timescales.tdb_jd_to_utc_iso(epoch, precision=0)
         lines.append(f"epoch TDB JD {epoch:.6f} ({str(utc.ravel()[0])} UTC); heliocentric "
                      "ecliptic J2000 elements ± 1σ:")
         for key, value in solution.elements.items():
@@ -216,13 +216,29 @@ def _fit_text(solution: Any, stored: tuple[int, int] | None) -> str:
     return "\n".join(lines)
 
 
+def _read_obs_file(name: str, note: str):  # noqa: ANN202 - ObservationBatch | None
+    """The valid observations of an obs80 / ADES file; every rejected line is printed (file,
+    line, field, reason) followed by ``note``. None (after saying why) if it cannot be read."""
+    from neodefense.observations import io as obs_io
+    from neodefense.observations.validate import validate
+    from neodefense.observatories.codes import known_codes
+
+    path = Path(name)
+    try:
+        parsed = obs_io.read(path)
+    except (OSError, ValueError) as exc:
+        print(f"{path}: cannot read: {exc}", file=sys.stderr)
+        return None
+    batch, invalid = validate(parsed.batch, str(path), known_codes())
+    for rejection in [*parsed.rejections, *invalid]:
+        print(f"{rejection} ({note})", file=sys.stderr)
+    return batch
+
+
 def cmd_fit(args: argparse.Namespace) -> int:
     """Fit an orbit to a file (``--obs``, no catalog) or to an object's catalog observations
     (stored as the object's next solution version). Exit status 1 when the fit fails."""
     from neodefense.compute import prepare_process
-    from neodefense.observations import io as obs_io
-    from neodefense.observations.validate import validate
-    from neodefense.observatories.codes import known_codes
     from neodefense.orbits.fit import fit_orbit, solution_at_epoch
     from neodefense.orbits.solution import FAILED, OrbitSolution
 
@@ -230,15 +246,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
     designation = ""
     catalog = None
     if args.obs:
-        path = Path(args.obs)
-        try:
-            parsed = obs_io.read(path)
-        except (OSError, ValueError) as exc:
-            print(f"{path}: cannot read: {exc}", file=sys.stderr)
+        batch = _read_obs_file(args.obs, "not fitted")
+        if batch is None:
             return 1
-        batch, invalid = validate(parsed.batch, str(path), known_codes())
-        for rejection in [*parsed.rejections, *invalid]:
-            print(f"{rejection} (not fitted)", file=sys.stderr)
     else:
         from neodefense.catalog import queries, solutions
 
@@ -331,19 +341,9 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     bodies = tuple(b.strip().lower() for b in args.bodies.split(",") if b.strip())
     catalog = None
     if args.obs:
-        from neodefense.observations import io as obs_io
-        from neodefense.observations.validate import validate
-        from neodefense.observatories.codes import known_codes
-
-        path = Path(args.obs)
-        try:
-            parsed = obs_io.read(path)
-        except (OSError, ValueError) as exc:
-            print(f"{path}: cannot read: {exc}", file=sys.stderr)
+        batch = _read_obs_file(args.obs, "not used")
+        if batch is None:
             return 1
-        batch, invalid = validate(parsed.batch, str(path), known_codes())
-        for rejection in [*parsed.rejections, *invalid]:
-            print(f"{rejection} (not used)", file=sys.stderr)
         solution = fit_orbit(batch, nongrav=args.nongrav)
     else:
         from neodefense.catalog import solutions

@@ -351,6 +351,13 @@ def tdb_jd_to_utc_mjd(tdb_jd1: np.ndarray | float, tdb_jd2: np.ndarray | float =
     return out
 
 
+def tdb_jd_to_utc_iso(tdb_jd1: np.ndarray | float, tdb_jd2: np.ndarray | float = 0.0,
+                      precision: int = 3) -> np.ndarray:
+    """ISO 8601 UTC strings of two-part TDB Julian dates (:func:`tdb_jd_to_utc_mjd` then
+    :func:`utc_mjd_to_iso`)."""
+    return utc_mjd_to_iso(tdb_jd_to_utc_mjd(tdb_jd1, tdb_jd2), precision)
+
+
 def utc_mjd_to_iso(mjd_utc: np.ndarray | float, precision: int = 3) -> np.ndarray:
     """ISO 8601 strings ``YYYY-MM-DDTHH:MM:SS.sss`` of UTC MJDs (fraction × 86400 s after 0h).
 

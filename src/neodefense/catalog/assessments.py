@@ -85,8 +85,7 @@ def _vi_year(vi: Mapping[str, Any]) -> int | None:
         return None
     from neodefense import timescales
 
-    mjd = timescales.tdb_jd_to_utc_mjd(float(jd))
-    return int(str(timescales.utc_mjd_to_iso(mjd, precision=0)[0])[:4])
+    return int(str(timescales.tdb_jd_to_utc_iso(float(jd), precision=0)[0])[:4])
 
 
 def _vi_rows(vis: list[dict[str, Any]], assessment_id: int) -> list[dict[str, Any]]:

@@ -19,9 +19,10 @@ import numpy as np
 from neodefense.dynamics import ephemeris
 from neodefense.dynamics.nongrav import NONGRAV_NAMES, NonGrav
 from neodefense.dynamics.propagator import close_approaches
-from neodefense.impacts.bplane import RADIUS_KM, BPlane, bplane_from_states
+from neodefense.impacts.bplane import RADIUS_KM
 
-__all__ = ["APPROACH_DTYPE", "approaches_bplane", "propagate_chunk", "propagate_virtual_asteroids"]
+__all__ = ["APPROACH_DTYPE", "body_and_sun_states", "nongrav_from_params", "propagate_chunk",
+           "propagate_virtual_asteroids"]
 
 #: one close approach of one virtual asteroid
 APPROACH_DTYPE = np.dtype([
@@ -30,11 +31,21 @@ APPROACH_DTYPE = np.dtype([
 ])
 
 
-def _nongrav(values: np.ndarray, names: Sequence[str]) -> NonGrav | None:
+def nongrav_from_params(values: np.ndarray, names: Sequence[str], fitted: bool = False
+                        ) -> NonGrav | None:
+    """The :class:`NonGrav` of a sample's non-grav parameters ``values`` named ``names`` (None
+    without any); ``fitted``: ask the propagator for their partials too."""
     if not names:
         return None
     kw = {name: float(v) for name, v in zip(names, values, strict=True) if name in NONGRAV_NAMES}
-    return NonGrav(**kw)
+    return NonGrav(**kw, fitted=tuple(names) if fitted else ())
+
+
+def body_and_sun_states(body: str, tdb_jd: float) -> tuple[np.ndarray, np.ndarray]:
+    """Barycentric [x, y, z, vx, vy, vz] (au, au/day) of ``body`` and of the Sun (DE440)."""
+    bp, bv = ephemeris.body_barycentric_state(body, tdb_jd)
+    sp, sv = ephemeris.body_barycentric_state("sun", tdb_jd)
+    return np.concatenate([bp[0], bv[0]]), np.concatenate([sp[0], sv[0]])
 
 
 def propagate_chunk(epoch_tdb_jd: float, params: np.ndarray, indices: np.ndarray,
@@ -49,22 +60,17 @@ def propagate_chunk(epoch_tdb_jd: float, params: np.ndarray, indices: np.ndarray
         try:
             found = close_approaches(epoch_tdb_jd, p[:6], until_tdb_jd, bodies=tuple(bodies),
                                      radius_au=dict(radius_au),
-                                     nongrav=_nongrav(p[6:], nongrav_names),
+                                     nongrav=nongrav_from_params(p[6:], nongrav_names),
                                      stop_inside_km={b: RADIUS_KM[b] for b in bodies})
         except (RuntimeError, ValueError) as exc:
             failed.append((int(label), f"{type(exc).__name__}: {exc}"))
             continue
+        # the integration stops just past an impact: the last approach is then the impact
         for ca in found:
-            t = ca.time_tdb_jd
-            body_pos, body_vel = ephemeris.body_barycentric_state(ca.body if ca.body != "earth"
-                                                                  else 399, t)
-            sun_pos, sun_vel = ephemeris.body_barycentric_state("sun", t)
-            body_state = np.concatenate([body_pos[0], body_vel[0]])
+            body_state, sun_state = body_and_sun_states(ca.body, ca.time_tdb_jd)
             obj = body_state + np.concatenate([ca.rel_position_au, ca.rel_velocity_au_per_day])
-            rows.append((label, ca.body, t, ca.distance_km, obj, body_state,
-                         np.concatenate([sun_pos[0], sun_vel[0]])))
-            if ca.distance_km < RADIUS_KM.get(ca.body, 0.0):
-                break  # impact: nothing after it is real
+            rows.append((label, ca.body, ca.time_tdb_jd, ca.distance_km, obj, body_state,
+                         sun_state))
     return np.array(rows, dtype=APPROACH_DTYPE), failed
 
 
@@ -120,12 +126,3 @@ def propagate_virtual_asteroids(epoch_tdb_jd: float, params: np.ndarray, until_t
     out = out[np.lexsort((out["time_tdb_jd"], out["va"]))]
     return out, sorted(failed)
 
-
-def approaches_bplane(rows: np.ndarray) -> BPlane | None:
-    """b-plane coordinates of approach rows of ONE body (None for no rows)."""
-    if rows.size == 0:
-        return None
-    bodies = set(rows["body"].tolist())
-    if len(bodies) != 1:
-        raise ValueError(f"approaches_bplane needs rows of one body, got {sorted(bodies)}")
-    return bplane_from_states(rows["obj"], rows["body_state"], rows["sun_state"], bodies.pop())

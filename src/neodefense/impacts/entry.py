@@ -263,7 +263,7 @@ def _entries(epoch_tdb_jd: float, states_au: np.ndarray, t_ca_tdb_jd: float, aft
     if np.any(np.abs(h - altitude_km) > HEIGHT_CHECK_KM):
         raise RuntimeError(f"entry refinement missed the altitude: heights {h} km, "
                            f"wanted {altitude_km} km")
-    utc_iso = timescales.utc_mjd_to_iso(timescales.tdb_jd_to_utc_mjd(t_root), precision=1)
+    utc_iso = timescales.tdb_jd_to_utc_iso(t_root, precision=1)
     for row, i in enumerate(idx):
         az, el = _radiant_az_el(lat[row], lon[row], v_itrs[row])
         out[int(i)] = {

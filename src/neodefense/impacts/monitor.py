@@ -29,7 +29,6 @@ the caller stores the assessment whole or not at all.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import time
 from collections.abc import Callable
@@ -53,12 +52,12 @@ from neodefense.impacts.assessment import (
     VirtualImpactor,
 )
 from neodefense.impacts.bplane import RADIUS_KM
-from neodefense.impacts.encounters import _nongrav, propagate_virtual_asteroids
+from neodefense.impacts.encounters import nongrav_from_params, propagate_virtual_asteroids
 from neodefense.impacts.search import (
-    EVAL_BODY_RADII,
     ImpactEvent,
     find_virtual_impactors,
     importance_sampling_ip,
+    lead_days,
     linear_impact_probability,
     monte_carlo_impacts,
 )
@@ -93,7 +92,7 @@ CORRIDOR_SIGMAS = {"1sigma": np.linspace(-1.0, 1.0, 21), "3sigma": np.linspace(-
 
 
 def _iso_utc(tdb_jd: float, precision: int = 0) -> str:
-    return str(timescales.utc_mjd_to_iso(timescales.tdb_jd_to_utc_mjd(tdb_jd), precision)[0])
+    return str(timescales.tdb_jd_to_utc_iso(tdb_jd, precision=precision)[0])
 
 
 def _last_obs_tdb_jd(solution: OrbitSolution, batch: ObservationBatch | None) -> float:
@@ -125,26 +124,18 @@ def _lov_time(epoch: float, x0: np.ndarray, names: tuple[str, ...], horizon: flo
 
     found = close_approaches(epoch, x0[:6], horizon, bodies=bodies,
                              radius_au={b: RADIUS_AU[b] for b in bodies},
-                             nongrav=_nongrav(x0[6:], names),
+                             nongrav=nongrav_from_params(x0[6:], names),
                              stop_inside_km={b: RADIUS_KM[b] for b in bodies})
-    # the nominal's approaches after its first impact are not real
-    kept = []
-    for ca in found:
-        kept.append(ca)
-        if ca.distance_km < RADIUS_KM[ca.body]:
-            break
-    if kept:
-        ca = kept[0]
-        lead = EVAL_BODY_RADII * RADIUS_KM[ca.body] / max(ca.speed_km_s, 1e-3) / 86_400.0
-        return max(ca.time_tdb_jd - lead, epoch + 1e-3), kept
-    return epoch + 0.5 * (horizon - epoch), kept
+    # the integration stops just past an impact: no approach after it is reported
+    if found:
+        ca = found[0]
+        return max(ca.time_tdb_jd - lead_days(ca.body, ca.speed_km_s), epoch + 1e-3), found
+    return epoch + 0.5 * (horizon - epoch), found
 
 
 def _lov_direction_at(epoch: float, x0: np.ndarray, names: tuple[str, ...], covariance: np.ndarray,
                       t_lov: float) -> np.ndarray:
-    ng = _nongrav(x0[6:], names)
-    if ng is not None:
-        ng = dataclasses.replace(ng, fitted=names)
+    ng = nongrav_from_params(x0[6:], names, fitted=True)
     prop = propagate(epoch, x0[:6], [t_lov], nongrav=ng, stm=True)
     phi = prop.stm[0]
     if names:
@@ -162,8 +153,8 @@ def _nominal_approaches(epoch: float, x0: np.ndarray, names: tuple[str, ...],
                                 "dist_sigma_km": None, "v_rel_km_s": ca.speed_km_s}
         if covariance is not None:
             try:
-                lead = EVAL_BODY_RADII * RADIUS_KM[ca.body] / max(ca.speed_km_s, 1e-3) / 86_400.0
-                t_eval = ca.time_tdb_jd - (lead if ca.distance_km < 2 * RADIUS_KM[ca.body] else 0)
+                inside = ca.distance_km < 2 * RADIUS_KM[ca.body]
+                t_eval = ca.time_tdb_jd - (lead_days(ca.body, ca.speed_km_s) if inside else 0.0)
                 _, mean, cov = linear_impact_probability(epoch, x0, covariance, x0, t_eval,
                                                          ca.body, names)
                 u = mean / max(float(np.linalg.norm(mean)), 1e-300)
@@ -203,7 +194,7 @@ def _risk(event: ImpactEvent, ref_tdb_jd: float, H: float | None, diameter_m: fl
         try:
             vi.entry = entry.entry_point(epoch, x[:6], event.time_tdb_jd,
                                          altitude_km=entry_altitude_km,
-                                         nongrav=_nongrav(x[6:], names))
+                                         nongrav=nongrav_from_params(x[6:], names))
         except (RuntimeError, ValueError) as exc:  # reported, the assessment stands
             vi.entry = {"error": f"{type(exc).__name__}: {exc}", "alt_km": entry_altitude_km}
         if lov is not None:
@@ -214,7 +205,7 @@ def _risk(event: ImpactEvent, ref_tdb_jd: float, H: float | None, diameter_m: fl
                     states = nominal[None, :6] + sig[:, None] * direction[None, :6]
                     pts = entry.corridor_points(epoch, states, event.time_tdb_jd,
                                                 altitude_km=entry_altitude_km,
-                                                nongrav=_nongrav(nominal[6:], names))
+                                                nongrav=nongrav_from_params(nominal[6:], names))
                     corridor[label] = [[float(a), float(b)] for a, b in pts if np.isfinite(a)]
             except (RuntimeError, ValueError) as exc:
                 corridor["error"] = f"{type(exc).__name__}: {exc}"

@@ -41,6 +41,7 @@ __all__ = [
     "VirtualAsteroids",
     "check_covariance",
     "line_of_variations",
+    "log_gaussian_density",
     "lov_direction",
     "monte_carlo",
     "ranging_samples",
@@ -102,12 +103,26 @@ def check_covariance(covariance: np.ndarray | None) -> str:
     return ""
 
 
-def _sqrt_covariance(covariance: np.ndarray) -> np.ndarray:
-    """L with L Lᵀ = C from the eigen-decomposition in correlation form (tiny negatives clipped)."""
+def _correlation_eigen(covariance: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(σ, eigenvalues, eigenvectors) of the covariance in correlation form, C = σ R σ."""
     c = np.asarray(covariance, dtype=float)
     s = np.sqrt(np.diag(c))
     eig, vec = np.linalg.eigh(c / s[:, None] / s[None, :])
+    return s, eig, vec
+
+
+def _sqrt_covariance(covariance: np.ndarray) -> np.ndarray:
+    """L with L Lᵀ = C from the eigen-decomposition in correlation form (tiny negatives clipped)."""
+    s, eig, vec = _correlation_eigen(covariance)
     return s[:, None] * (vec * np.sqrt(np.clip(eig, 0.0, None)))
+
+
+def log_gaussian_density(x: np.ndarray, mean: np.ndarray, covariance: np.ndarray) -> np.ndarray:
+    """log N(x; mean, covariance) for the rows of ``x`` (positive-definite covariance)."""
+    s, eig, vec = _correlation_eigen(covariance)
+    z = ((np.atleast_2d(x) - mean) / s) @ vec / np.sqrt(eig)
+    return (-0.5 * np.sum(z**2, axis=1) - np.sum(np.log(s)) - 0.5 * np.sum(np.log(eig))
+            - 0.5 * z.shape[1] * np.log(2 * np.pi))
 
 
 def monte_carlo(epoch_tdb_jd: float, nominal: np.ndarray, covariance: np.ndarray, n: int,

@@ -37,7 +37,6 @@ cross-check, and the method for short arcs sampled by ranging (weighted samples)
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -52,7 +51,7 @@ from neodefense.impacts.bplane import (
     bplane_jacobian,
     impact_probability_disc,
 )
-from neodefense.impacts.encounters import _nongrav
+from neodefense.impacts.encounters import body_and_sun_states, nongrav_from_params
 from neodefense.impacts.sampling import VirtualAsteroids
 
 __all__ = ["ImpactEvent", "find_virtual_impactors", "importance_sampling_ip",
@@ -94,11 +93,24 @@ class ImpactEvent:
 # geometry helpers
 
 
-def _b_vectors(rows: np.ndarray, body: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(B (n, 3) km, b_imp (n,), v∞ (n,)) of approach rows of one body."""
-    bp = bplane_from_states(rows["obj"], rows["body_state"], rows["sun_state"], body)
+def _b_vectors(obj: np.ndarray, body_state: np.ndarray, sun_state: np.ndarray, body: str
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(B (n, 3) km, b_imp (n,), v∞ (n,)) of barycentric states (n, 6) or (6,) near ``body``."""
+    bp = bplane_from_states(np.atleast_2d(obj), np.atleast_2d(body_state),
+                            np.atleast_2d(sun_state), body)
     b_vec = bp.xi_km[:, None] * bp.xi_hat + bp.zeta_km[:, None] * bp.zeta_hat
     return b_vec, np.asarray(bp.impact_radius_km), np.asarray(bp.v_inf_km_s)
+
+
+def _rows_b_vectors(rows: np.ndarray, body: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_b_vectors` of approach rows (APPROACH_DTYPE) of one body."""
+    return _b_vectors(rows["obj"], rows["body_state"], rows["sun_state"], body)
+
+
+def lead_days(body: str, speed_km_s: float) -> float:
+    """Time (days) to cover ``EVAL_BODY_RADII`` radii of ``body`` at ``speed_km_s``: where the
+    b-plane of an encounter is evaluated, before its closest approach."""
+    return EVAL_BODY_RADII * RADIUS_KM[body] / max(speed_km_s, 1e-6) / DAY_S
 
 
 def _segment_min(b0: np.ndarray, b1: np.ndarray) -> tuple[float, float]:
@@ -107,12 +119,6 @@ def _segment_min(b0: np.ndarray, b1: np.ndarray) -> tuple[float, float]:
     dd = float(d @ d)
     s = 0.0 if dd == 0.0 else float(np.clip(-(b0 @ d) / dd, 0.0, 1.0))
     return s, float(np.linalg.norm(b0 + s * d))
-
-
-def _body_and_sun(body: str, t: float) -> tuple[np.ndarray, np.ndarray]:
-    bp, bv = ephemeris.body_barycentric_state(399 if body == "earth" else body, t)
-    sp, sv = ephemeris.body_barycentric_state("sun", t)
-    return np.concatenate([bp[0], bv[0]]), np.concatenate([sp[0], sv[0]])
 
 
 class _LovPoint:
@@ -128,25 +134,22 @@ class _LovPoint:
     def evaluate(self, sigma: float, t_guess: float) -> tuple[np.ndarray, float, float, float, float]:
         """(B vector km, b_imp km, v∞ km/s, t_eval, predicted time of closest approach)."""
         p = self.params(sigma)
-        ng = _nongrav(p[6:], self.names)
+        ng = nongrav_from_params(p[6:], self.names)
         t, t_from, obj = t_guess, self.epoch, p[:6]
         for _ in range(4):  # move the evaluation time to EVAL_BODY_RADII radii before the minimum
             # the first hop integrates from the epoch, later ones only from the previous time
             obj = propagate(t_from, obj, [t], nongrav=ng).states_au[0]
             t_from = t
-            body_state, sun_state = _body_and_sun(self.body, t)
+            body_state, sun_state = body_and_sun_states(self.body, t)
             rel = obj - body_state
             v2 = float(rel[3:] @ rel[3:])
             t_ca = t - float(rel[:3] @ rel[3:]) / v2  # straight-line time of the minimum
-            lead_days = EVAL_BODY_RADII * RADIUS_KM[self.body] / AU_KM / np.sqrt(v2)
-            t_new = t_ca - lead_days
-            if abs(t_new - t) < 0.25 * lead_days:
+            lead = lead_days(self.body, np.sqrt(v2) * AU_KM / DAY_S)
+            t_new = t_ca - lead
+            if abs(t_new - t) < 0.25 * lead:
                 break
             t = t_new
-        rows = np.zeros(1, dtype=[("obj", "f8", (6,)), ("body_state", "f8", (6,)),
-                                  ("sun_state", "f8", (6,))])
-        rows["obj"], rows["body_state"], rows["sun_state"] = obj, body_state, sun_state
-        b_vec, b_imp, v_inf = _b_vectors(rows, self.body)
+        b_vec, b_imp, v_inf = _b_vectors(obj, body_state, sun_state, self.body)
         return b_vec[0], float(b_imp[0]), float(v_inf[0]), t, t_ca
 
 
@@ -186,24 +189,19 @@ def _bplane_linear(epoch_tdb_jd: float, x_star: np.ndarray, t_eval_tdb_jd: float
     """(b-plane point (ξ, ζ) km, its Jacobian G (2, 6 + k) w.r.t. the epoch parameters, focused
     radius km) of the orbit ``x_star``, from its state at ``t_eval_tdb_jd`` (just before the
     encounter) and the state-transition matrix (non-grav partials included)."""
-    ng = _nongrav(x_star[6:], names)
-    if ng is not None:
-        ng = dataclasses.replace(ng, fitted=tuple(names))
+    ng = nongrav_from_params(x_star[6:], names, fitted=True)
     prop = propagate(epoch_tdb_jd, x_star[:6], [t_eval_tdb_jd], nongrav=ng, stm=True)
     obj = prop.states_au[0]
     jac_state = prop.stm[0]  # (6, 6)
     if names:
         jac_state = np.concatenate([jac_state, prop.nongrav_partials[0]], axis=1)
-    body_state, sun_state = _body_and_sun(body, t_eval_tdb_jd)
+    body_state, sun_state = body_and_sun_states(body, t_eval_tdb_jd)
     to_km = np.array([AU_KM] * 3 + [AU_KM / DAY_S] * 3)
     rel_km = (obj - body_state) * to_km
     body_helio_km_s = (body_state - sun_state)[3:] * AU_KM / DAY_S
     jb = bplane_jacobian(rel_km, body_helio_km_s, GM_KM3_S2[body])  # (2, 6) per km, km/s
     g = jb @ (to_km[:, None] * jac_state)  # (2, 6 + k): km per parameter unit
-    rows = np.zeros(1, dtype=[("obj", "f8", (6,)), ("body_state", "f8", (6,)),
-                              ("sun_state", "f8", (6,))])
-    rows["obj"], rows["body_state"], rows["sun_state"] = obj, body_state, sun_state
-    bp = bplane_from_states(rows["obj"], rows["body_state"], rows["sun_state"], body)
+    bp = bplane_from_states(obj[None], body_state[None], sun_state[None], body)
     b_star = np.array([bp.xi_km[0], bp.zeta_km[0]])
     return b_star, g, float(bp.impact_radius_km[0])
 
@@ -255,7 +253,7 @@ def find_virtual_impactors(vas: VirtualAsteroids, approaches: np.ndarray, nomina
         rows = approaches[approaches["body"] == body]
         if rows.size == 0:
             continue
-        b_vec, b_imp, _ = _b_vectors(rows, body)
+        b_vec, b_imp, _ = _rows_b_vectors(rows, body)
         by_va: dict[int, np.ndarray] = {}
         for k, va in enumerate(rows["va"].tolist()):
             by_va.setdefault(va, []).append(k)
@@ -316,10 +314,6 @@ def find_virtual_impactors(vas: VirtualAsteroids, approaches: np.ndarray, nomina
     return _merge_duplicates(events)
 
 
-def _lead_days(body: str, speed_au_per_day: float) -> float:
-    return EVAL_BODY_RADII * RADIUS_KM[body] / AU_KM / max(speed_au_per_day, 1e-12)
-
-
 def _representative(point: _LovPoint, group: list[tuple], rows: np.ndarray, b_vec: np.ndarray,
                     b_imp: np.ndarray, sig: np.ndarray
                     ) -> tuple[float, np.ndarray, float, float] | None:
@@ -338,7 +332,7 @@ def _representative(point: _LovPoint, group: list[tuple], rows: np.ndarray, b_ve
         _, va, k = min(hits)
         rel = rows["obj"][k] - rows["body_state"][k]
         t_ca = float(rows["time_tdb_jd"][k])
-        t_eval = t_ca - _lead_days(point.body, float(np.linalg.norm(rel[3:])))
+        t_eval = t_ca - lead_days(point.body, float(np.linalg.norm(rel[3:])) * AU_KM / DAY_S)
         return float(sig[va]), point.params(float(sig[va])), t_ca, t_eval
     _, i, ki, kj, _s = min(group, key=lambda q: q[0])
     s_star, b_star, r_imp, _, t_eval, _ = _refine(
@@ -349,11 +343,13 @@ def _representative(point: _LovPoint, group: list[tuple], rows: np.ndarray, b_ve
     x_star = point.params(s_star)
     # the refined orbit's own closest approach (from its state just before the encounter)
     state = propagate(point.epoch, x_star[:6], [t_eval],
-                      nongrav=_nongrav(x_star[6:], point.names)).states_au[0]
+                      nongrav=nongrav_from_params(x_star[6:], point.names)).states_au[0]
     cas = close_approaches(t_eval, state, t_eval + 2.0, bodies=(point.body,),
-                           radius_au={point.body: 0.01}, nongrav=_nongrav(x_star[6:], point.names))
-    t_ca = cas[0].time_tdb_jd if cas else t_eval + _lead_days(point.body, float(
-        np.linalg.norm(state[3:] - _body_and_sun(point.body, t_eval)[0][3:])))
+                           radius_au={point.body: 0.01},
+                           nongrav=nongrav_from_params(x_star[6:], point.names))
+    speed_km_s = float(np.linalg.norm(state[3:] - body_and_sun_states(point.body, t_eval)[0][3:])
+                       ) * AU_KM / DAY_S
+    t_ca = cas[0].time_tdb_jd if cas else t_eval + lead_days(point.body, speed_km_s)
     return s_star, x_star, float(t_ca), t_eval
 
 
@@ -394,7 +390,7 @@ def monte_carlo_impacts(vas: VirtualAsteroids, approaches: np.ndarray,
         breaks = np.nonzero(np.diff(hits["time_tdb_jd"]) > MC_CLUSTER_DAYS)[0] + 1
         for group in np.split(hits, breaks):
             p = float(np.sum(w[group["va"]]))
-            b_vec, b_imp, v_inf = _b_vectors(group, body)
+            b_vec, b_imp, v_inf = _rows_b_vectors(group, body)
             k = int(np.argmax(w[group["va"]]))
             events.append(ImpactEvent(
                 body=body, time_tdb_jd=float(np.median(group["time_tdb_jd"])), ip=p,
@@ -407,15 +403,6 @@ def monte_carlo_impacts(vas: VirtualAsteroids, approaches: np.ndarray,
 
 # ---------------------------------------------------------------------------------------------
 # importance sampling around a virtual impactor
-
-
-def _log_gauss(x: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> np.ndarray:
-    """log N(x; mean, cov) for rows of ``x`` (eigen-decomposition in correlation form)."""
-    s = np.sqrt(np.diag(cov))
-    eig, vec = np.linalg.eigh(cov / s[:, None] / s[None, :])
-    z = ((x - mean) / s) @ vec / np.sqrt(eig)
-    return -0.5 * np.sum(z**2, axis=1) - np.sum(np.log(s)) - 0.5 * np.sum(np.log(eig)) \
-        - 0.5 * x.shape[1] * np.log(2 * np.pi)
 
 
 def importance_sampling_ip(event: ImpactEvent, nominal: np.ndarray, covariance: np.ndarray,
@@ -432,12 +419,12 @@ def importance_sampling_ip(event: ImpactEvent, nominal: np.ndarray, covariance: 
     ones, with its sampling error. Nonlinear: it checks the linear target-plane value.
     """
     from neodefense.impacts.encounters import propagate_virtual_asteroids
-    from neodefense.impacts.sampling import _sqrt_covariance
+    from neodefense.impacts.sampling import _sqrt_covariance, log_gaussian_density
 
     x_star = np.asarray(event.params, dtype=float)
     d = np.asarray(direction, dtype=float)
     cov = np.asarray(covariance, dtype=float)
-    lead = _lead_days(event.body, event.v_inf_km_s / AU_KM * DAY_S)
+    lead = lead_days(event.body, event.v_inf_km_s)
     _, g, b_imp = _bplane_linear(epoch_tdb_jd, x_star, event.time_tdb_jd - lead, event.body, names)
     speed = float(np.linalg.norm(g @ d))
     s = float(np.clip(2.0 * b_imp / max(speed, 1e-300), 1e-6, 1.0))
@@ -445,7 +432,8 @@ def importance_sampling_ip(event: ImpactEvent, nominal: np.ndarray, covariance: 
     cov_q = 0.5 * (cov_q + cov_q.T)
     rng = np.random.default_rng(seed)
     x = x_star + rng.standard_normal((n, x_star.size)) @ _sqrt_covariance(cov_q).T
-    log_w = _log_gauss(x, np.asarray(nominal, dtype=float), cov) - _log_gauss(x, x_star, cov_q)
+    log_w = (log_gaussian_density(x, np.asarray(nominal, dtype=float), cov)
+             - log_gaussian_density(x, x_star, cov_q))
     rows, failed = propagate_virtual_asteroids(epoch_tdb_jd, x, event.time_tdb_jd + 5.0,
                                                (event.body,), {event.body: 0.01}, names,
                                                client=client)

@@ -55,7 +55,7 @@ def nominal_close_approaches(solution: OrbitSolution, years: float = 100.0,
                                              if b in body_radius_km})
     out: list[dict[str, Any]] = []
     for ca in sorted(found, key=lambda c: c.time_tdb_jd):
-        iso = timescales.utc_mjd_to_iso(timescales.tdb_jd_to_utc_mjd(ca.time_tdb_jd), 0)[0]
+        iso = timescales.tdb_jd_to_utc_iso(ca.time_tdb_jd, precision=0)[0]
         impact = ca.distance_km < body_radius_km.get(ca.body, 0.0)
         out.append({"body": ca.body, "date_utc": str(iso), "time_tdb_jd": ca.time_tdb_jd,
                     "dist_km": ca.distance_km, "dist_au": ca.distance_au,
