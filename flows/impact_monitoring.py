@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -38,9 +39,14 @@ RETRY_DELAYS_S = (1.0, 2.0, 4.0)
 
 
 def monitoring_options(settings: config.Settings, **overrides: Any) -> dict[str, Any]:
-    """The ``[monitoring]`` section of the settings, with the overrides that are not None."""
+    """The ``[monitoring]`` section of the settings, with the overrides that are not None, and
+    ``alert_config`` (the ``[alerts]`` rules applied when each assessment is stored)."""
+    from neodefense.catalog.alerts import AlertConfig
+
     options = dict(settings.raw["monitoring"])
     options.update({k: v for k, v in overrides.items() if v is not None})
+    # the alert rules run in the transaction that stores each assessment (the outbox)
+    options.setdefault("alert_config", AlertConfig.from_settings(settings.raw.get("alerts", {})))
     return options
 
 
@@ -117,8 +123,11 @@ def monitor_one(engine, client, object_id: int, designation: str, solution_id: i
     except Exception as exc:  # noqa: BLE001 - a bug, a killed worker: record it, go on
         assessment = _failed(solution, options, f"monitor: {type(exc).__name__}: {exc}",
                              time.perf_counter() - start)
+    alert_config = options.get("alert_config")
     try:
-        assessment_id = _retrying(assessments.store_assessment, engine, solution_id, assessment)
+        assessment_id = _retrying(partial(assessments.store_assessment,
+                                          alert_config=alert_config),
+                                  engine, solution_id, assessment)
     except Exception as exc:  # noqa: BLE001 - refused by the catalog: store that it failed
         logger.error("%s: assessment not stored (%s: %s)", designation, type(exc).__name__, exc)
         assessment = _failed(solution, options, f"store: {type(exc).__name__}: {exc}",

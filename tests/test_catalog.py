@@ -18,7 +18,9 @@ from neodefense.observatories.codes import observatories
 
 TABLES = {"observatories", "raw_blobs", "raw_chunks", "submissions", "objects", "designations",
           "observations", "rejections", "orbit_solutions", "orbit_residuals",
-          "impact_assessments", "virtual_impactors"}
+          "impact_assessments", "virtual_impactors", "alerts", "alert_states", "risk_list",
+          "risk_list_removals", "subscribers", "subscriber_channels", "deliveries",
+          "delivery_attempts"}
 
 
 # -- schema ----------------------------------------------------------------------------------------

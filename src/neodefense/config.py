@@ -15,6 +15,10 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "NEODEFENSE_CATALOG_URL": ("catalog", "url"),
     "NEODEFENSE_DASK_ADDRESS": ("dask", "address"),
     "PREFECT_API_URL": ("prefect", "api_url"),
+    "NEODEFENSE_SMTP_HOST": ("alerts.smtp", "host"),
+    "NEODEFENSE_SMTP_PORT": ("alerts.smtp", "port"),
+    "NEODEFENSE_SMTP_USER": ("alerts.smtp", "user"),
+    "NEODEFENSE_SMTP_PASSWORD": ("alerts.smtp", "password"),
 }
 
 
@@ -92,7 +96,10 @@ def load(path: str | os.PathLike | None = None) -> Settings:
             raw = _merge(raw, tomllib.load(fh))
     for var, (section, key) in ENVIRONMENT.items():
         if os.environ.get(var):
-            raw.setdefault(section, {})[key] = os.environ[var]
+            table = raw
+            for part in section.split("."):  # "alerts.smtp" is [alerts.smtp]
+                table = table.setdefault(part, {})
+            table[key] = os.environ[var]
     return Settings(raw)
 
 

@@ -107,9 +107,17 @@ def _vi_rows(vis: list[dict[str, Any]], assessment_id: int) -> list[dict[str, An
     return rows
 
 
-def store_assessment(engine: Engine, solution_id: int, assessment: ImpactAssessment) -> int:
+def store_assessment(engine: Engine, solution_id: int, assessment: ImpactAssessment, *,
+                     alert_config: Any = None, as_of: dt.datetime | None = None) -> int:
     """Store ``assessment`` of orbit solution ``solution_id`` as the next version of the
     solution's object; returns the assessment id.
+
+    In the same transaction the alert rules run on it (transactional outbox:
+    :func:`neodefense.catalog.alerts.raise_alerts` with ``alert_config``, an
+    :class:`~neodefense.catalog.alerts.AlertConfig`; None: the defaults): the risk list, any
+    removal, the alert and its deliveries are committed with the assessment or not at all.
+    ``as_of``: the time the assessment counts as made (aware UTC; default now) — replays set it
+    to the simulated time, which then also dates the alerts.
 
     An assessment with status 'ok' becomes the object's current one (``is_current``; the previous
     current one is cleared); any other status is stored but leaves the current one alone. The
@@ -146,7 +154,7 @@ def store_assessment(engine: Engine, solution_id: int, assessment: ImpactAssessm
             "object_id": object_id,
             "solution_id": solution_id,
             "version": 1 if previous is None else previous + 1,
-            "created_at": _utcnow(),
+            "created_at": as_of or _utcnow(),
             "n_samples": int(data.get("n_samples") or 0),
             "seed": None if data.get("seed") is None else int(data["seed"]),
             "years": float(data["years"]),
@@ -169,6 +177,11 @@ def store_assessment(engine: Engine, solution_id: int, assessment: ImpactAssessm
         assessment_id = conn.execute(sa.insert(a).values(**values).returning(a.c.id)).scalar_one()
         if vis:
             conn.execute(sa.insert(v), _vi_rows(vis, assessment_id))
+        if current:
+            from neodefense.catalog.alerts import raise_alerts
+
+            raise_alerts(conn, object_id, int(assessment_id), assessment.as_json(),
+                         alert_config, as_of)
     return int(assessment_id)
 
 

@@ -956,7 +956,10 @@ class _Resolver:
 def _merge_objects(conn: Connection, loser: int, survivor: int) -> int:
     """Move everything of object ``loser`` to ``survivor``; observations the survivor already
     has are deleted (they were the same observation under another designation). Returns how many
-    were deleted."""
+    were deleted. An object on the risk list leaves it first, with reason 'reassigned'."""
+    from neodefense.catalog.alerts import object_merged
+
+    object_merged(conn, loser, survivor)
     same_key = " AND ".join(f"s.{k} = observations.{k}" for k in m.KEY_COLUMNS[1:])
     removed = conn.execute(sa.text(
         "DELETE FROM observations WHERE object_id = :loser AND EXISTS (SELECT 1 FROM "

@@ -377,3 +377,159 @@ class VirtualImpactorRecord(Base):
     method: Mapped[str] = mapped_column(sa.String(16), server_default="")
     entry: Mapped[dict[str, Any] | None] = mapped_column(Json)
     corridor: Mapped[dict[str, Any] | None] = mapped_column(Json)
+
+
+# -- risk list, alerts, subscribers and the delivery outbox (migration 0004) -----------------------
+
+class AlertStateRecord(Base):
+    """The alert rules' memory of one object (:class:`neodefense.alerts.rules.AlertState` as JSON):
+    what the last evaluation saw (on the risk list, Torino, IP level for the hysteresis, …) and
+    the object's newest alert (the one the next alert supersedes)."""
+
+    __tablename__ = "alert_states"
+    object_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("objects.id", ondelete="CASCADE"), primary_key=True)
+    state: Mapped[dict[str, Any]] = mapped_column(Json)
+    last_alert_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("alerts.id", ondelete="SET NULL"))
+    updated_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
+class RiskListEntry(Base):
+    """An object on the current risk list, and the assessment that put or keeps it there (its
+    current assessment). Kept in the same transaction as the assessment."""
+
+    __tablename__ = "risk_list"
+    object_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("objects.id", ondelete="CASCADE"), primary_key=True)
+    assessment_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("impact_assessments.id", ondelete="CASCADE"), index=True)
+    added_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
+    updated_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
+class RiskListRemoval(Base):
+    """An object leaving the risk list: when, why (``reason``: a key of
+    :data:`neodefense.alerts.rules.REMOVAL_REASONS`), its last values on the list and the
+    assessment behind them, and the removal alert. Kept when the object itself is merged away."""
+
+    __tablename__ = "risk_list_removals"
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    object_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("objects.id", ondelete="SET NULL"), index=True)
+    designation: Mapped[str] = mapped_column(sa.Text)
+    removed_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), index=True)
+    reason: Mapped[str] = mapped_column(sa.String(32))
+    note: Mapped[str] = mapped_column(sa.Text, server_default="")
+    last_assessment_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("impact_assessments.id", ondelete="SET NULL"))
+    removing_assessment_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("impact_assessments.id", ondelete="SET NULL"))
+    last_values: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    alert_id: Mapped[int | None] = mapped_column(sa.ForeignKey("alerts.id", ondelete="SET NULL"))
+
+
+class AlertRecord(Base):
+    """One alert: the rules' events for one change of an object's assessment (or a removal).
+
+    ``alert_id`` is the stable public id ('NDA-<object id>-<sequence>'); ``supersedes_id`` the
+    object's previous alert (a chain, as VOEvent citations). ``payload`` is the JSON every channel
+    carries, ``voevent`` its VOEvent 2.0 document. Written in the transaction of the assessment
+    that raised it, with its deliveries (the outbox)."""
+
+    __tablename__ = "alerts"
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    alert_id: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    object_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("objects.id", ondelete="SET NULL"), index=True)
+    designation: Mapped[str] = mapped_column(sa.Text)
+    assessment_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("impact_assessments.id", ondelete="SET NULL"))
+    sequence: Mapped[int] = mapped_column(sa.Integer)
+    supersedes_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("alerts.id", ondelete="SET NULL"))
+    issued_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
+    kinds: Mapped[str] = mapped_column(sa.Text)  # comma-separated event kinds
+    payload: Mapped[dict[str, Any]] = mapped_column(Json)
+    voevent: Mapped[str] = mapped_column(sa.Text)
+
+
+class Subscriber(Base):
+    """Someone who wants alerts: criteria (:class:`neodefense.alerts.criteria.Criteria` as JSON)
+    and channels. Removing one keeps the row (``active`` false, ``removed_at``) and its delivery
+    record; its undelivered deliveries are cancelled. ``token_hash``: for self-service later."""
+
+    __tablename__ = "subscribers"
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(sa.Text, unique=True)
+    criteria: Mapped[dict[str, Any]] = mapped_column(Json)
+    active: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.true())
+    created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
+    removed_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    token_hash: Mapped[str] = mapped_column(sa.Text, server_default="")
+
+
+class SubscriberChannel(Base):
+    """One way to reach a subscriber: ``kind`` 'webhook' (``target`` URL, ``secret`` the HMAC key,
+    ``format`` 'json' or 'voevent') or 'email' (``target`` address). ``status`` 'active',
+    'paused' (an endpoint that kept failing: ``paused_reason``; its deliveries are held until it
+    is resumed) or 'removed'."""
+
+    __tablename__ = "subscriber_channels"
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    target: Mapped[str] = mapped_column(sa.Text)
+    secret: Mapped[str] = mapped_column(sa.Text, server_default="")
+    format: Mapped[str] = mapped_column(sa.String(16), server_default="json")
+    status: Mapped[str] = mapped_column(sa.String(16), server_default="active")
+    paused_reason: Mapped[str] = mapped_column(sa.Text, server_default="")
+    paused_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
+class Delivery(Base):
+    """The outbox: one alert for one subscriber channel. ``status`` 'pending' (due at
+    ``next_attempt_at``; ``claimed_until``: a deliverer holds it until then), 'delivered'
+    (``delivered_at``, recorded once), 'held' (channel paused) or 'cancelled' (subscriber
+    removed). ``attempts``: all attempts made; ``failures``: failed attempts since the last
+    success or resume (what pauses the channel)."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        sa.UniqueConstraint("alert_id", "channel_id", name="uq_deliveries_alert_channel"),
+        sa.Index("ix_deliveries_due", "status", "next_attempt_at"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    alert_id: Mapped[int] = mapped_column(sa.ForeignKey("alerts.id", ondelete="CASCADE"))
+    channel_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("subscriber_channels.id", ondelete="CASCADE"), index=True)
+    subscriber_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(sa.String(16))
+    attempts: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    failures: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
+    claimed_until: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    claim_token: Mapped[str] = mapped_column(sa.String(32), server_default="")
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    last_error: Mapped[str] = mapped_column(sa.Text, server_default="")
+
+
+class DeliveryAttempt(Base):
+    """Every attempt to deliver, successful or not (``status_code``: HTTP status or SMTP reply
+    code; ``error``: why it failed)."""
+
+    __tablename__ = "delivery_attempts"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        BigId, sa.ForeignKey("deliveries.id", ondelete="CASCADE"), index=True)
+    attempt: Mapped[int] = mapped_column(sa.Integer)
+    attempted_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
+    ok: Mapped[bool] = mapped_column(sa.Boolean)
+    status_code: Mapped[int | None] = mapped_column(sa.Integer)
+    error: Mapped[str] = mapped_column(sa.Text, server_default="")
+    duration_s: Mapped[float] = mapped_column(sa.Double, server_default="0")
