@@ -348,3 +348,36 @@ def test_criteria_choose_the_deliveries(catalog_engine, bx1):
         deliver_due(catalog_engine, _options())
     got = {s["name"]: s["channels"][0]["delivered"] for s in alerts.subscribers(catalog_engine)}
     assert got == {"all": 3, "torino": 2, "named": 3, "other": 0, "imminent": 1}
+
+
+def test_merge_takes_the_merged_object_off_with_reason_reassigned(catalog_engine):
+    """2004 MN4 on the risk list under its provisional designation; a record linking it to 99942
+    merges it into the numbered object: the removal says 'reassigned' and names the survivor."""
+    lines = (OBSERVATIONS / "99942_Apophis.obs80").read_text().splitlines()
+    linked = [line for line in lines if line.startswith("99942K04M04N")]
+    numbered = [line for line in lines if line.startswith("99942       ") and line[14] == "C"]
+
+    def submit(rows: list[str], name: str) -> None:
+        ingest.ingest(catalog_engine, ("\n".join(rows) + "\n").encode(), name)
+
+    submit(["     " + line[5:] for line in linked[:20]], "prov.obs80")
+    submit(numbered[:20], "num.obs80")
+    prov = queries.resolve(catalog_engine, "2004 MN4")
+    _, ids = solutions.observations_with_ids(catalog_engine, prov)
+    sol = solutions.store_solution(
+        catalog_engine, prov,
+        OrbitSolution(designation="2004 MN4", status=CONVERGED, epoch_tdb_jd=2453400.5,
+                      state_icrf_au=np.array([-0.8, 0.5, 0.2, -0.01, -0.012, -0.005]),
+                      n_obs=len(ids), n_used=len(ids)), ids)
+    assessments.store_assessment(catalog_engine, sol, _assessment([_vi(2.7e-2, 2029, torino=4)]))
+    assert [r["designation"] for r in alerts.risk_list(catalog_engine)] == ["2004 MN4"]
+    submit(linked[19:21], "link.obs80")
+    assert alerts.risk_list(catalog_engine) == []
+    (removal,) = alerts.removals(catalog_engine)
+    assert removal["reason"] == "reassigned" and removal["designation"] == "2004 MN4"
+    assert "99942" in removal["note"] and removal["object_id"] is None  # merged away
+    assert removal["last_values"]["torino_max"] == 4
+    chain = alerts.alerts(catalog_engine)
+    assert len(chain) == 2 and chain[-1]["kinds"] == ["removed"]
+    assert chain[-1]["payload"]["removal"]["reason"] == "reassigned"
+    assert chain[-1]["alert_id"] == removal["alert_id"]

@@ -189,5 +189,20 @@ def test_flow_with_the_real_monitor_stores_the_bx1_impact(tmp_path: Path):
         assert vi["entry"]["alt_km"] == 100.0 and 52.0 < vi["entry"]["lat_deg"] < 53.0
         assert stored["observation_set_hash"] == solution.observation_set_hash
         assert stored["cross_check"]["cumulative_ip"] == 1.0
+        # the alert rules ran in the transaction that stored it: on the risk list, imminent
+        from neodefense.catalog import alerts
+        from neodefense.provenance import reproduce
+
+        (row,) = alerts.risk_list(engine)
+        assert row["assessment_id"] == stored["id"] and row["solution_id"] == solution_id
+        (alert,) = alerts.alerts(engine)
+        assert alert["kinds"][0] == "new_object" and "imminent" in alert["kinds"]
+        assert alert["payload"]["imminent"]["entry"]["time_utc"].startswith("2024-01-21T00:3")
+        # the same solution, observations, settings and code give the same result (here
+        # without Dask: the flow ran on a worker)
+        again = reproduce(engine, stored["id"])
+        assert again["identical"], again["differences"]
+        assert again["stored"]["n_samples"] == 11 and len(again["recomputed"]
+                                                           ["virtual_impactors"]) == 1
     finally:
         engine.dispose()

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import csv
+import datetime as dt
 import json
+import math
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -396,6 +400,729 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     return 0 if assessment.ok else 1
 
 
+# -- issue 5: risk list, history, subscribers, alerts, removals ------------------------------------
+
+_RELATIVE_SINCE = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*([smhdw])\s*$", re.IGNORECASE)
+_UNIT_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+#: columns of ``neodefense risk-list --removed --csv``, in order
+REMOVAL_COLUMNS = (
+    "designation", "removed_utc", "reason", "reason_text", "note", "alert_id",
+    "last_cumulative_ip", "last_palermo_cum", "last_torino_max", "last_assessment_id",
+    "removing_assessment_id", "object_id", "id",
+)
+
+
+def since_utc(text: str, now_utc: dt.datetime | None = None) -> dt.datetime:
+    """An aware UTC instant from ``--since`` text: ISO 8601 ('2026-12-01' = midnight UTC,
+    '2026-12-01T10:00:00Z', an offset is converted, no offset = UTC) or a time before ``now_utc``
+    (default now): '90s', '30m', '24h', '7d', '2w'. Raises argparse.ArgumentTypeError."""
+    found = _RELATIVE_SINCE.match(text)
+    if found:
+        now_utc = now_utc or dt.datetime.now(dt.UTC)
+        return now_utc - dt.timedelta(seconds=float(found[1]) * _UNIT_S[found[2].lower()])
+    try:
+        value = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an ISO UTC time (2026-12-01, 2026-12-01T10:00:00Z) nor a relative time "
+            f"(24h, 7d): {text!r}") from None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
+
+
+def _iso_z(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _cell(value: Any, spec: str = "") -> str:
+    """A table cell: '-' for a missing or non-finite value."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    if spec and isinstance(value, int | float) and not isinstance(value, bool):
+        return format(value, spec)
+    return str(value)
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]],
+           right: frozenset[int] = frozenset()) -> list[str]:
+    """Lines of an aligned text table (two spaces between columns; columns ``right`` right
+    aligned)."""
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+
+    return [line(headers), *(line(r) for r in rows)]
+
+
+def _short_utc(iso: str | None, minutes: bool = True) -> str:
+    """'2026-12-02T18:04:05Z' → '2026-12-02 18:04' (or the date alone); '-' for None."""
+    if not iso:
+        return "-"
+    text = str(iso).replace("T", " ").rstrip("Z")
+    return text[:16] if minutes else text[:10]
+
+
+_RISK_HEADERS = ("rank", "designation", "years", "VIs", "cum IP", "PS cum", "PS max", "TS", "H",
+                 "D (m)", "v∞ (km/s)", "last obs", "used", "arc (d)", "updated (UTC)")
+_RISK_RIGHT = frozenset({0, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13})
+
+
+def _risk_rows_text(rows: Sequence[dict[str, Any]]) -> list[str]:
+    cells = [[_cell(r["rank"]), r["designation"], r["year_range"] or "-", _cell(r["n_vi"]),
+              _cell(r["cumulative_ip"], ".2e"), _cell(r["palermo_cum"], ".2f"),
+              _cell(r["palermo_max"], ".2f"), _cell(r["torino_max"]), _cell(r["H"], ".1f"),
+              _cell(r["diameter_m"], ".3g"), _cell(r["v_inf_km_s"], ".2f"),
+              _short_utc(r["last_obs_utc"], minutes=False), _cell(r["n_obs_used"]),
+              _cell(r["arc_days"], ".2f"), _short_utc(r["updated_utc"])] for r in rows]
+    return _table(_RISK_HEADERS, cells, _RISK_RIGHT)
+
+
+def _removal_csv_row(r: dict[str, Any]) -> dict[str, Any]:
+    last = r.get("last_values") or {}
+    return {**{k: r.get(k) for k in REMOVAL_COLUMNS},
+            "last_cumulative_ip": last.get("cumulative_ip"),
+            "last_palermo_cum": last.get("palermo_cum"),
+            "last_torino_max": last.get("torino_max")}
+
+
+def _removals_text(rows: Sequence[dict[str, Any]]) -> list[str]:
+    cells = []
+    for r in rows:
+        last = r.get("last_values") or {}
+        cells.append([_short_utc(r["removed_utc"]), r["designation"], r["reason"],
+                      _cell(last.get("cumulative_ip"), ".2e"), _cell(last.get("palermo_cum"), ".2f"),
+                      _cell(last.get("torino_max")), r["alert_id"] or "-",
+                      r["reason_text"] + (f" — {r['note']}" if r["note"] else "")])
+    return _table(("removed (UTC)", "designation", "reason", "last IP", "last PS", "last TS",
+                   "alert", "why"), cells, frozenset({3, 4, 5}))
+
+
+def _write_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
+    writer = csv.DictWriter(sys.stdout, fieldnames=list(columns), extrasaction="ignore",
+                            lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+
+
+def cmd_risk_list(args: argparse.Namespace) -> int:
+    """The risk list (Sentry-like table, --json, --csv), or with --removed the removals."""
+    from neodefense.catalog import alerts as catalog_alerts
+
+    engine = _engine(args)
+    if args.removed:
+        rows = catalog_alerts.removals(engine)
+        if args.json:
+            print(json.dumps(rows, indent=2))
+        elif args.csv:
+            _write_csv([_removal_csv_row(r) for r in rows], REMOVAL_COLUMNS)
+        elif not rows:
+            print("no object has been removed from the risk list")
+        else:
+            print(f"{len(rows)} removal{'s' if len(rows) != 1 else ''} from the risk list "
+                  "(newest first)")
+            print("\n".join(_removals_text(rows)))
+        return 0
+    rows = catalog_alerts.risk_list(engine)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    elif args.csv:
+        _write_csv(rows, catalog_alerts.RISK_LIST_COLUMNS)
+    elif not rows:
+        print("the risk list is empty: no object has virtual impactors")
+    else:
+        print(f"risk list: {len(rows)} object{'s' if len(rows) != 1 else ''} with virtual "
+              "impactors, by cumulative Palermo scale")
+        print("\n".join(_risk_rows_text(rows)))
+    return 0
+
+
+def _jsonable_history(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: (_iso_z(v) if isinstance(v, dt.datetime) else v) for k, v in row.items()}
+
+
+def _history_text(data: dict[str, Any], rank: int | None) -> list[str]:
+    name = data["designation"]
+    n_a, n_al, n_r = len(data["assessments"]), len(data["alerts"]), len(data["removals"])
+    lines = [f"{name}: {n_a} impact assessment{'s' if n_a != 1 else ''}, {n_al} alert"
+             f"{'s' if n_al != 1 else ''}, {n_r} removal{'s' if n_r != 1 else ''}; "
+             + (f"on the risk list (rank {rank})" if rank else "not on the risk list")]
+    if data["assessments"]:
+        lines.append("impact-probability history:")
+        cells = [[_cell(a["version"]), _short_utc(a["created_at"]), a["status"],
+                  a["method"] or "-", _cell(a["cumulative_ip"], ".2e"),
+                  _cell(a["palermo_cum"], ".2f"), _cell(a["torino_max"]), _cell(a["n_vi"]),
+                  "*" if a.get("is_current") else ""] for a in data["assessments"]]
+        lines += ["  " + ln for ln in _table(
+            ("ver", "created (UTC)", "status", "method", "cum IP", "PS cum", "TS", "VIs", "cur"),
+            cells, frozenset({0, 4, 5, 6, 7}))]
+    if data["alerts"]:
+        from neodefense.alerts.messages import summary_line
+
+        lines.append("alerts:")
+        lines += [f"  {summary_line(a['payload'])}" for a in data["alerts"]]
+    if data["removals"]:
+        lines.append("removals:")
+        for r in data["removals"]:
+            note = f" — {r['note']}" if r["note"] else ""
+            alert = f" (alert {r['alert_id']})" if r["alert_id"] else ""
+            lines.append(f"  {r['removed_utc']} {r['reason']}: {r['reason_text']}{note}{alert}")
+    prov = data["provenance"]
+    if prov:
+        sol, asm = prov["solution"], prov["assessment"]
+        lines.append(f"current assessment {asm['id']} (version {asm['version']}, "
+                     f"{asm['method']}, code {asm['code_version'] or '-'}) from orbit solution "
+                     f"{sol['id']} (version {sol['version']}, {sol['n_used']}/{sol['n_obs']} "
+                     f"observations, set {str(sol['observation_set_hash'])[:12]}), "
+                     f"{len(prov['submissions'])} submission(s)")
+    return lines
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    """An object's impact-probability history, its alerts and removals (exit 1: unknown)."""
+    from neodefense.catalog import alerts as catalog_alerts
+    from neodefense.catalog import assessments
+
+    engine = _engine(args)
+    try:
+        history = assessments.assessment_history(engine, args.designation)
+        found = catalog_alerts.alerts(engine, designation=args.designation)
+        removed = catalog_alerts.removals(engine, designation=args.designation)
+    except LookupError:
+        print(f"{args.designation}: no such object in the catalog", file=sys.stderr)
+        return 1
+    try:
+        prov = catalog_alerts.provenance(engine, args.designation)
+    except LookupError:  # no current assessment
+        prov = None
+    if history:
+        name = history[0]["designation"]
+    else:
+        from neodefense.catalog import queries
+
+        name = queries.object_info(engine, args.designation)["designation"]
+    data = {"designation": name, "assessments": [_jsonable_history(a) for a in history],
+            "alerts": found, "removals": removed, "provenance": prov}
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        rank = next((r["rank"] for r in catalog_alerts.risk_list(engine)
+                     if r["designation"] == name), None)
+        print("\n".join(_history_text(data, rank)))
+    return 0
+
+
+def _subscriber_text(s: dict[str, Any], secrets_once: bool = False) -> list[str]:
+    from neodefense.alerts.criteria import Criteria
+
+    try:
+        wants = Criteria.from_json(s["criteria"]).describe()
+    except ValueError:
+        wants = json.dumps(s["criteria"])
+    state = "active" if s["active"] else f"removed {s['removed_utc']}"
+    lines = [f"subscriber {s['id']} {s['name']!r} ({state}, since {s['created_utc']}): {wants}"]
+    for c in s["channels"]:
+        counts = ", ".join(f"{k} {c.get(k, 0)}" for k in ("delivered", "pending", "held"))
+        lines.append(f"  channel {c['id']}: {c['kind']} {c['target']} ({c['format']}), "
+                     f"{c['status']}; {counts}")
+        if c.get("paused_reason"):
+            lines.append(f"    paused {c.get('paused_utc') or ''}: {c['paused_reason']} "
+                         f"(`neodefense subscribers resume {c['id']}`)")
+        if secrets_once and c.get("secret"):
+            lines.append(f"    signing secret: {c['secret']}")
+    if secrets_once and any(c.get("secret") for c in s["channels"]):
+        lines.append("  keep the secret: it is shown once; it verifies the X-Neodefense-Signature "
+                     "header (HMAC-SHA256) of every webhook POST")
+    return lines
+
+
+def cmd_subscribers_add(args: argparse.Namespace) -> int:
+    """Add a subscriber; prints it with each webhook's signing secret (shown once)."""
+    from neodefense.alerts.criteria import Criteria
+    from neodefense.catalog import alerts as catalog_alerts
+
+    if not args.webhook and not args.email:
+        print("a subscriber needs at least one channel: --webhook URL or --email ADDRESS",
+              file=sys.stderr)
+        return 2
+    if args.secret and not args.webhook:
+        print("--secret signs webhook POSTs: give a --webhook", file=sys.stderr)
+        return 2
+    channels = [{"kind": "webhook", "target": url, "format": args.format,
+                 "secret": args.secret or None} for url in args.webhook or ()]
+    channels += [{"kind": "email", "target": addr, "format": args.format}
+                 for addr in args.email or ()]
+    try:
+        criteria = Criteria(torino_min=args.torino_min, ip_min=args.ip_min,
+                            palermo_min=args.palermo_min, iawn_only=args.iawn_only,
+                            imminent_only=args.imminent_only, objects=tuple(args.object or ()))
+        added = catalog_alerts.add_subscriber(_engine(args), args.name, criteria, channels)
+    except ValueError as exc:
+        print(f"subscriber not added: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(added, indent=2))
+    else:
+        print("\n".join(_subscriber_text(added, secrets_once=True)))
+    return 0
+
+
+def cmd_subscribers_list(args: argparse.Namespace) -> int:
+    from neodefense.catalog import alerts as catalog_alerts
+
+    rows = catalog_alerts.subscribers(_engine(args), include_removed=args.all)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    elif not rows:
+        print("no subscribers")
+    else:
+        for s in rows:
+            print("\n".join(_subscriber_text(s)))
+    return 0
+
+
+def cmd_subscribers_remove(args: argparse.Namespace) -> int:
+    from neodefense.catalog import alerts as catalog_alerts
+
+    try:
+        cancelled = catalog_alerts.remove_subscriber(_engine(args), args.subscriber)
+    except LookupError as exc:
+        print(str(exc).strip("'\""), file=sys.stderr)
+        return 1
+    print(f"subscriber {args.subscriber!r} removed; {cancelled} undelivered deliver"
+          f"{'y' if cancelled == 1 else 'ies'} cancelled")
+    return 0
+
+
+def cmd_subscribers_resume(args: argparse.Namespace) -> int:
+    from neodefense.catalog import alerts as catalog_alerts
+
+    try:
+        released = catalog_alerts.resume_channel(_engine(args), args.channel_id)
+    except LookupError as exc:
+        print(str(exc).strip("'\""), file=sys.stderr)
+        return 1
+    print(f"channel {args.channel_id} resumed; {released} held deliver"
+          f"{'y' if released == 1 else 'ies'} released (sent by the next `neodefense alerts "
+          "deliver`)")
+    return 0
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    """The alerts issued (oldest first), optionally since a time and for one object."""
+    from neodefense.catalog import alerts as catalog_alerts
+
+    try:
+        rows = catalog_alerts.alerts(_engine(args), since=args.since,
+                                     designation=args.designation)
+    except LookupError:
+        print(f"{args.designation}: no such object in the catalog", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        where = (f" since {_iso_z(args.since)}" if args.since else "") + (
+            f" for {args.designation}" if args.designation else "")
+        print(f"no alerts{where}")
+        return 0
+    from neodefense.alerts.messages import summary_line
+
+    for row in rows:
+        print(summary_line(row["payload"]))
+    return 0
+
+
+def cmd_alerts_show(args: argparse.Namespace) -> int:
+    """One alert: readable text, the record as JSON (--json) or its VOEvent XML (--voevent)."""
+    from neodefense.catalog import alerts as catalog_alerts
+
+    try:
+        record = catalog_alerts.alert(_engine(args), args.alert_id)
+    except LookupError:
+        print(f"{args.alert_id}: no such alert", file=sys.stderr)
+        return 1
+    if args.voevent:
+        sys.stdout.write(record["voevent"] if record["voevent"].endswith("\n")
+                         else record["voevent"] + "\n")
+    elif args.json:
+        print(json.dumps(record, indent=2))
+    else:
+        from neodefense.alerts.messages import email_text
+
+        print(email_text(record["payload"]).rstrip("\n"))
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(record["deliveries"].items()))
+        print(f"\ndeliveries: {counts or 'none (no subscriber matched)'}")
+    return 0
+
+
+def _deliver_text(result: dict[str, Any]) -> str:
+    outbox = result.get("outbox") or {}
+    queued = ", ".join(f"{k} {v}" for k, v in sorted((outbox.get("deliveries") or {}).items()))
+    text = (f"sent {result['sent']} (delivered {result['delivered']}, already delivered "
+            f"{result['already']}, failed {result['failed']}) in {result['rounds']} round(s); "
+            f"{result['paused']} channel(s) paused; outbox: {queued or 'empty'}")
+    if outbox.get("next_due_utc"):
+        text += f"; next retry due {outbox['next_due_utc']}"
+    return text
+
+
+def cmd_alerts_deliver(args: argparse.Namespace) -> int:
+    """Deliver the due alerts of the outbox (the Prefect flow, or directly with --no-prefect)."""
+    settings = _settings(args)
+    if args.no_prefect:
+        from neodefense.alerts.deliver import DeliveryOptions, deliver_due
+        from neodefense.catalog import alerts as catalog_alerts
+
+        engine = _engine(args)
+        totals = deliver_due(engine, DeliveryOptions.from_settings(settings.raw.get("alerts", {})),
+                             wait_s=args.wait, max_rounds=args.max_rounds)
+        result = {**totals, "outbox": catalog_alerts.delivery_summary(engine)}
+    else:
+        config_mod.apply_prefect_environment(settings)
+        from flows.alerts import deliver_alerts
+
+        result = deliver_alerts(catalog_url=settings.catalog_url, config_path=args.config,
+                                wait_s=args.wait, max_rounds=args.max_rounds)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(_deliver_text(result))
+    return 0
+
+
+def _batch_designation(batch: Any, fallback: str) -> str:
+    """The designation a file's observations carry, as the catalog will know it: the most
+    frequent permanent, else provisional designation (canonical form), else the most frequent
+    tracklet alias (``trkSub:<stn>:<trkSub>``); ``fallback`` when there is none."""
+    from collections import Counter
+
+    from neodefense.catalog.ingest import canonical_designation, trksub_alias
+
+    cols = batch.columns
+    for key in ("permID", "provID"):
+        names = Counter(str(v) for v in cols[key] if str(v))
+        if names:
+            return canonical_designation(names.most_common(1)[0][0])
+    tracklets = Counter((str(s), str(t)) for s, t in zip(cols["stn"], cols["trkSub"], strict=True)
+                        if str(t))
+    return trksub_alias(*tracklets.most_common(1)[0][0]) if tracklets else fallback
+
+
+def _replay_alert_line(a: dict[str, Any]) -> str:
+    from neodefense.alerts.rules import format_ip
+
+    payload = a.get("payload") or {}
+    risk = payload.get("risk") or payload.get("previous") or {}
+    kinds = ",".join(a.get("kinds") or payload.get("kinds") or ()) or "-"
+    line = (f"{a.get('cutoff_utc')}  step {a.get('step')}  {a.get('alert_id')}  {kinds}  "
+            f"IP {format_ip(risk.get('cumulative_ip'))}")
+    if a.get("lead_hours") is not None:
+        line += f"  lead time {float(a['lead_hours']):.1f} h"
+    return line
+
+
+def _replay_step_line(record: Any) -> str:
+    """The progress line of one replay step (a dict; unknown keys are skipped)."""
+    if not isinstance(record, dict):
+        return f"replay: {record}"
+    from neodefense.alerts.rules import format_ip
+
+    parts = [f"step {record.get('step', '?')}"]
+    for key, label in (("cutoff_utc", ""), ("n_obs", "obs"), ("fit_status", "fit"),
+                       ("status", "monitor"), ("cumulative_ip", "IP"), ("n_vi", "VIs")):
+        value = record.get(key)
+        if value is None:
+            continue
+        value = format_ip(value) if key == "cumulative_ip" else value
+        parts.append(f"{label} {value}".strip())
+    raised = record.get("alerts") or record.get("alert_ids")
+    if raised:
+        parts.append("alerts " + ",".join(str(a.get("alert_id", a)) if isinstance(a, dict)
+                                          else str(a) for a in raised))
+    return "replay: " + ", ".join(parts)
+
+
+def cmd_alerts_replay(args: argparse.Namespace) -> int:
+    """Replay an object's discovery (catalog object or file) through the alerting: step the
+    observation cutoff forward, fit, monitor, store into a separate catalog, print each alert
+    with its simulated time and lead time. Exit 1 when the observations cannot be read."""
+    import contextlib
+    import tempfile
+
+    settings = _settings(args)
+    if args.obs:
+        batch = _read_obs_file(args.obs, "not used")
+        if batch is None:
+            return 1
+        designation = _batch_designation(batch, Path(args.obs).stem)
+    else:
+        from neodefense.catalog import queries, solutions
+
+        engine = _engine(args)
+        try:
+            designation = queries.object_info(engine, args.designation)["designation"]
+            batch, _ids = solutions.observations_with_ids(engine, args.designation)
+        except LookupError:
+            print(f"{args.designation}: no such object in the catalog", file=sys.stderr)
+            return 1
+    if len(batch) == 0:
+        print(f"{args.obs or args.designation}: no usable observations", file=sys.stderr)
+        return 1
+    catalog_out = args.catalog_out
+    if catalog_out is None:
+        folder = tempfile.mkdtemp(prefix="neodefense-replay-")
+        catalog_out = f"sqlite:///{Path(folder) / 'replay.sqlite'}"
+    elif not args.obs and catalog_out == settings.catalog_url:
+        print("--catalog-out must not be the catalog the observations are read from",
+              file=sys.stderr)
+        return 2
+    print(f"replay catalog: {catalog_out}", file=sys.stderr if args.json else sys.stdout)
+    channels = [{"kind": "webhook", "target": url, "format": args.format}
+                for url in args.webhook or ()]
+    channels += [{"kind": "email", "target": addr, "format": args.format}
+                 for addr in args.email or ()]
+
+    from neodefense import compute
+    from neodefense.alerts.deliver import DeliveryOptions
+    from neodefense.alerts.replay import alert_replay
+    from neodefense.catalog.alerts import AlertConfig
+
+    compute.prepare_process()
+    section = settings.raw.get("alerts", {})
+    bodies = tuple(b.strip().lower() for b in args.bodies.split(",") if b.strip())
+    workers = settings.raw.get("dask", {}).get("n_workers", 2) if args.workers is None \
+        else args.workers
+    ctx = compute.client(settings, n_workers=workers) if workers else contextlib.nullcontext()
+
+    def on_step(record: Any) -> None:
+        print(_replay_step_line(record), file=sys.stderr, flush=True)
+
+    try:
+        with ctx as client:
+            result = alert_replay(
+                batch, designation, catalog_url=catalog_out, step_hours=args.step_hours,
+                tracklet_hours=args.tracklet_hours, method=args.method, years=args.years,
+                n_samples=args.samples, seed=args.seed, bodies=bodies,
+                cross_check=args.cross_check, nongrav=args.nongrav, client=client,
+                alert_config=AlertConfig.from_settings(section), subscribers=channels,
+                deliver=bool(channels),
+                delivery_options=DeliveryOptions.from_settings(section) if channels else None,
+                max_steps=args.max_steps, on_step=on_step)
+    except ValueError as exc:  # e.g. a bad subscriber channel
+        print(f"replay not run: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+        return 0
+    raised = result.get("alerts") or []
+    for a in raised:
+        print(_replay_alert_line(a))
+    n_steps = len(result.get("steps") or [])
+    print(f"{designation}: {n_steps} step{'s' if n_steps != 1 else ''}, {len(raised)} alert"
+          f"{'s' if len(raised) != 1 else ''} (catalog {result.get('catalog_url', catalog_out)})")
+    for sub in result.get("subscribers") or ():
+        for c in sub.get("channels") or ():
+            secret = f", signing secret {c['secret']}" if c.get("secret") else ""
+            print(f"subscriber {sub['name']}: {c['kind']} {c['target']}{secret}")
+    if result.get("deliveries"):
+        d = result["deliveries"]
+        print(f"deliveries: sent {d.get('sent', 0)}, delivered {d.get('delivered', 0)}, "
+              f"failed {d.get('failed', 0)}")
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    """Take an object off the risk list by hand (raises the removal alert)."""
+    from neodefense.catalog import alerts as catalog_alerts
+
+    engine = _engine(args)
+    try:
+        alert_id = catalog_alerts.remove_object(engine, args.designation, args.reason,
+                                                note=args.note)
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except LookupError:
+        print(f"{args.designation}: no such object in the catalog", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({"designation": args.designation, "reason": args.reason,
+                          "note": args.note, "alert_id": alert_id}, indent=2))
+    elif alert_id:
+        print(f"{args.designation}: removed from the risk list ({args.reason}); alert {alert_id}")
+    elif args.reason in ("artificial", "reassigned"):
+        print(f"{args.designation}: not on the risk list; recorded as {args.reason}: later "
+              "assessments raise no alerts for it")
+    else:
+        print(f"{args.designation}: not on the risk list; nothing removed")
+    return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    """Recompute an object's current (or a given) assessment from its provenance and compare."""
+    from neodefense.catalog import assessments
+    from neodefense.provenance import reproduce
+
+    engine = _engine(args)
+    try:
+        assessment_id = args.assessment
+        if assessment_id is None:
+            current = assessments.latest_assessment(engine, args.designation)
+            if current is None:
+                print(f"{args.designation}: no current impact assessment", file=sys.stderr)
+                return 1
+            assessment_id = current["id"]
+        result = reproduce(engine, int(assessment_id))
+    except LookupError as exc:
+        print(str(exc).strip("'\""), file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        old, new = result["stored"], result["recomputed"]
+        print(f"{result['designation']}: assessment {assessment_id} (solution "
+              f"{result['solution_id']}): stored IP {old['cumulative_ip']:.6g} with "
+              f"{len(old['virtual_impactors'])} VI, recomputed IP {new['cumulative_ip']:.6g} "
+              f"with {len(new['virtual_impactors'])} VI")
+        versions = result["code_version"]
+        if versions["stored"] != versions["now"]:
+            print(f"  code: stored {versions['stored']}, now {versions['now']}")
+        print("  identical" if result["identical"] else "  DIFFERENT:")
+        for line in result["differences"]:
+            print(f"    {line}")
+    return 0 if result["identical"] else 3
+
+
+def _add_alert_commands(sub: Any) -> None:
+    """The issue-5 commands: risk-list, history, subscribers, alerts, remove."""
+    p = sub.add_parser("risk-list", help="the objects with virtual impactors (Sentry-like)")
+    p.add_argument("--catalog", metavar="URL", help="catalog database URL")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="print a list of JSON objects")
+    fmt.add_argument("--csv", action="store_true", help="print CSV (header + one row per object)")
+    p.add_argument("--removed", action="store_true",
+                   help="list the removals from the risk list instead (newest first)")
+    p.set_defaults(func=cmd_risk_list)
+
+    p = sub.add_parser("history", help="an object's impact-probability history, alerts, removals")
+    p.add_argument("designation", metavar="DESIGNATION")
+    p.add_argument("--catalog", metavar="URL")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_history)
+
+    p = sub.add_parser("reproduce", help="recompute an assessment from its provenance, compare")
+    p.add_argument("designation", metavar="DESIGNATION")
+    p.add_argument("--assessment", type=int, metavar="ID",
+                   help="this stored assessment (default: the object's current one)")
+    p.add_argument("--catalog", metavar="URL")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser("remove", help="take an object off the risk list (removal alert)")
+    p.add_argument("designation", metavar="DESIGNATION")
+    p.add_argument("--reason", required=True, choices=["artificial", "reassigned", "manual"],
+                   help="artificial / reassigned also keep it off the list from now on")
+    p.add_argument("--note", default="", help="free text carried by the removal alert")
+    p.add_argument("--catalog", metavar="URL")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_remove)
+
+    p = sub.add_parser("subscribers", help="who receives alerts: add, list, remove, resume")
+    actions = p.add_subparsers(dest="action", required=True)
+    a = actions.add_parser("add", help="add a subscriber (prints webhook signing secrets once)")
+    a.add_argument("name", metavar="NAME")
+    a.add_argument("--webhook", action="append", metavar="URL", help="POST alerts here")
+    a.add_argument("--email", action="append", metavar="ADDR", help="mail alerts here")
+    a.add_argument("--format", choices=["json", "voevent"], default="json",
+                   help="webhook body: alert JSON (default) or the VOEvent XML")
+    a.add_argument("--secret", help="HMAC signing key of the webhooks (default: generated)")
+    a.add_argument("--torino-min", type=int, metavar="N", help="only Torino ≥ N")
+    a.add_argument("--ip-min", type=float, metavar="X", help="only cumulative IP ≥ X")
+    a.add_argument("--palermo-min", type=float, metavar="Y", help="only Palermo (cum) ≥ Y")
+    a.add_argument("--iawn-only", action="store_true", help="only objects meeting IAWN criteria")
+    a.add_argument("--imminent-only", action="store_true", help="only imminent impactors")
+    a.add_argument("--object", action="append", metavar="D", help="only these objects")
+    a.add_argument("--catalog", metavar="URL")
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(func=cmd_subscribers_add)
+    a = actions.add_parser("list", help="the subscribers and their channels (no secrets)")
+    a.add_argument("--all", action="store_true", help="include removed subscribers")
+    a.add_argument("--catalog", metavar="URL")
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(func=cmd_subscribers_list)
+    a = actions.add_parser("remove", help="remove a subscriber (undelivered alerts cancelled)")
+    a.add_argument("subscriber", metavar="NAME_OR_ID")
+    a.add_argument("--catalog", metavar="URL")
+    a.set_defaults(func=cmd_subscribers_remove)
+    a = actions.add_parser("resume", help="resume a paused channel (its held alerts are sent)")
+    a.add_argument("channel_id", type=int, metavar="CHANNEL_ID")
+    a.add_argument("--catalog", metavar="URL")
+    a.set_defaults(func=cmd_subscribers_resume)
+
+    p = sub.add_parser("alerts", help="the alerts issued; show, deliver, replay")
+    p.add_argument("--since", type=since_utc, metavar="T",
+                   help="issued at or after T: ISO UTC (2026-12-01, 2026-12-01T10:00:00Z) "
+                        "or relative (24h, 7d)")
+    p.add_argument("--designation", metavar="D", help="only this object's alerts")
+    p.add_argument("--catalog", metavar="URL")
+    p.add_argument("--json", action="store_true", help="print the alert records as JSON")
+    p.set_defaults(func=cmd_alerts, action=None)
+    actions = p.add_subparsers(dest="action", required=False)
+    # options shared with `alerts` default to SUPPRESS so `alerts --catalog U show X` keeps U
+    shared = {"default": argparse.SUPPRESS}
+    a = actions.add_parser("show", help="one alert: text, --json record, or --voevent XML")
+    a.add_argument("alert_id", metavar="ALERT_ID")
+    a.add_argument("--voevent", action="store_true", help="print its VOEvent 2.0 document")
+    a.add_argument("--catalog", metavar="URL", **shared)
+    a.add_argument("--json", action="store_true", **shared)
+    a.set_defaults(func=cmd_alerts_show)
+    a = actions.add_parser("deliver", help="deliver the due alerts (Prefect flow deliver-alerts)")
+    a.add_argument("--wait", type=float, default=0.0, metavar="S",
+                   help="also wait for retries falling due within S seconds")
+    a.add_argument("--max-rounds", type=int, default=None, metavar="N")
+    a.add_argument("--no-prefect", action="store_true", help="call the package directly")
+    a.add_argument("--catalog", metavar="URL", **shared)
+    a.add_argument("--json", action="store_true", **shared)
+    a.set_defaults(func=cmd_alerts_deliver)
+    a = actions.add_parser("replay", help="replay a discovery through the alerting "
+                                          "(simulated times, separate catalog)")
+    target = a.add_mutually_exclusive_group(required=True)
+    target.add_argument("designation", nargs="?", metavar="DESIGNATION",
+                        help="object in --catalog: replay its observations")
+    target.add_argument("--obs", metavar="FILE", help="replay the observations in FILE")
+    a.add_argument("--catalog", metavar="URL", help="catalog the observations are read from",
+                   **shared)
+    a.add_argument("--json", action="store_true", help="print the replay result as JSON",
+                   **shared)
+    a.add_argument("--step-hours", type=float, default=1.0, metavar="H",
+                   help="observation cutoff step (hours)")
+    a.add_argument("--tracklet-hours", type=float, default=1.0, metavar="H",
+                   help="the first step takes the discovery tracklet: observations within H h")
+    a.add_argument("--years", type=float, default=0.05, help="monitoring horizon (years)")
+    a.add_argument("--method", choices=["lov", "is", "mc"], default="lov")
+    a.add_argument("--samples", type=int, default=None, metavar="N", help="virtual asteroids")
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--bodies", default="earth", help="comma-separated: earth, moon")
+    a.add_argument("--nongrav", choices=["none", "a2", "a1a2a3"], default="none")
+    a.add_argument("--cross-check", action="store_true", help="Monte Carlo check of each run")
+    a.add_argument("--max-steps", type=int, default=None, metavar="N")
+    a.add_argument("--workers", type=int, default=None,
+                   help="Dask workers (default from config; 0: this process only)")
+    a.add_argument("--catalog-out", metavar="URL",
+                   help="catalog the replay writes (default: a new SQLite file in a temporary "
+                        "directory, printed)")
+    a.add_argument("--webhook", action="append", metavar="URL",
+                   help="deliver the replay's alerts to this webhook")
+    a.add_argument("--email", action="append", metavar="ADDR",
+                   help="deliver the replay's alerts to this address")
+    a.add_argument("--format", choices=["json", "voevent"], default="json",
+                   help="webhook body format")
+    a.set_defaults(func=cmd_alerts_replay)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="neodefense", description=__doc__)
     parser.add_argument("--config", help="settings file (TOML) over config/neodefense.toml")
@@ -482,6 +1209,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-store", action="store_true", help="do not store the assessment")
     p.add_argument("--json", action="store_true", help="print the assessment as JSON")
     p.set_defaults(func=cmd_monitor)
+    _add_alert_commands(sub)
     return parser
 
 

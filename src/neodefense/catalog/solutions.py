@@ -108,6 +108,26 @@ def observations_with_ids(bind: Bind, designation: str | int, *,
     return _run(bind, run)
 
 
+def solution_observations(bind: Bind, solution_id: int) -> tuple[ObservationBatch, np.ndarray]:
+    """The exact observation set orbit solution ``solution_id`` was fitted to (its residual
+    rows), as :func:`observations_with_ids` returns an object's: batch in time order and ids —
+    whatever arrived since. Raises LookupError for an unknown solution."""
+    names = list(COLUMNS)
+    obs, r, s = m.observations_table, m.OrbitResidual.__table__, m.OrbitSolutionRecord.__table__
+
+    def run(conn: Connection) -> tuple[ObservationBatch, np.ndarray]:
+        if conn.execute(sa.select(s.c.id).where(s.c.id == solution_id)).first() is None:
+            raise LookupError(f"no orbit solution {solution_id} in the catalog")
+        rows = conn.execute(sa.select(obs.c.id, *(obs.c[n] for n in names))
+                            .join(r, r.c.observation_id == obs.c.id)
+                            .where(r.c.solution_id == solution_id)
+                            .order_by(obs.c.obsTime_mjd, obs.c.id)).all()
+        ids = np.array([row[0] for row in rows], dtype=np.int64)
+        return _batch_from_rows(names, [row[1:] for row in rows]), ids
+
+    return _run(bind, run)
+
+
 def _hash_rows(rows: Sequence[Sequence[Any]]) -> str:
     """observation_set_hash of rows holding :data:`HASH_COLUMNS` (in that order)."""
     if not rows:

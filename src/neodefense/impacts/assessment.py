@@ -110,6 +110,9 @@ class ImpactAssessment:
     close_approaches: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     cross_check: dict[str, Any] | None = None  # the independent method's result (MC vs LOV)
     runtime_s: float = 0.0
+    # what the monitor was asked to do (method, n_samples, years, bodies, seed, ...): with the
+    # orbit solution and the code version, enough to compute the same assessment again
+    settings: dict[str, Any] = dataclasses.field(default_factory=dict)
     # provenance: the orbit solution this assessment was computed from
     solution_epoch_tdb_jd: float = float("nan")
     observation_set_hash: str = ""
@@ -145,6 +148,7 @@ class ImpactAssessment:
             "close_approaches": self.close_approaches,
             "cross_check": self.cross_check,
             "runtime_s": float(self.runtime_s),
+            "settings": self.settings,
             "solution_epoch_tdb_jd": _num(self.solution_epoch_tdb_jd),
             "observation_set_hash": self.observation_set_hash,
             "solution_code_version": self.solution_code_version,

@@ -268,7 +268,12 @@ def monitor_solution(solution: OrbitSolution, *, batch: ObservationBatch | None 
         bodies=bodies, assessed_utc=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         H=solution.H, solution_epoch_tdb_jd=float(solution.epoch_tdb_jd),
         observation_set_hash=solution.observation_set_hash,
-        solution_code_version=solution.code_version)
+        solution_code_version=solution.code_version,
+        settings={"method": method, "years": float(years), "n_samples": n_samples,
+                  "bodies": list(bodies), "seed": int(seed),
+                  "entry_altitude_km": float(entry_altitude_km), "cross_check": bool(cross_check),
+                  "cross_check_samples": cross_check_samples, "diameter_m": diameter_m,
+                  "is_samples": is_samples})
     try:
         _run(a, solution, batch, method, years, n_samples, bodies, seed, entry_altitude_km,
              cross_check, client, progress, cross_check_samples, diameter_m, is_samples)
