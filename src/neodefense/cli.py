@@ -6,7 +6,6 @@ import argparse
 import csv
 import datetime as dt
 import json
-import math
 import re
 import sys
 from collections.abc import Sequence
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from neodefense import config as config_mod
+from neodefense.alerts.messages import cell, removals_table, risk_table, short_utc, text_table
 
 
 def _settings(args: argparse.Namespace) -> config_mod.Settings:
@@ -385,7 +385,11 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 
         engine, solution_id = catalog
         try:
-            stored = assessments.store_assessment(engine, solution_id, assessment)
+            from neodefense.catalog.alerts import AlertConfig
+
+            stored = assessments.store_assessment(
+                engine, solution_id, assessment,
+                alert_config=AlertConfig.from_settings(_settings(args).raw.get("alerts", {})))
         except Exception as exc:  # noqa: BLE001 - a database problem: say so, no traceback
             print(f"{assessment.designation}: the assessment could not be stored: {exc}",
                   file=sys.stderr)
@@ -435,69 +439,12 @@ def _iso_z(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _cell(value: Any, spec: str = "") -> str:
-    """A table cell: '-' for a missing or non-finite value."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
-    if spec and isinstance(value, int | float) and not isinstance(value, bool):
-        return format(value, spec)
-    return str(value)
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]],
-           right: frozenset[int] = frozenset()) -> list[str]:
-    """Lines of an aligned text table (two spaces between columns; columns ``right`` right
-    aligned)."""
-    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(c.rjust(w) if i in right else c.ljust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
-
-    return [line(headers), *(line(r) for r in rows)]
-
-
-def _short_utc(iso: str | None, minutes: bool = True) -> str:
-    """'2026-12-02T18:04:05Z' → '2026-12-02 18:04' (or the date alone); '-' for None."""
-    if not iso:
-        return "-"
-    text = str(iso).replace("T", " ").rstrip("Z")
-    return text[:16] if minutes else text[:10]
-
-
-_RISK_HEADERS = ("rank", "designation", "years", "VIs", "cum IP", "PS cum", "PS max", "TS", "H",
-                 "D (m)", "v∞ (km/s)", "last obs", "used", "arc (d)", "updated (UTC)")
-_RISK_RIGHT = frozenset({0, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13})
-
-
-def _risk_rows_text(rows: Sequence[dict[str, Any]]) -> list[str]:
-    cells = [[_cell(r["rank"]), r["designation"], r["year_range"] or "-", _cell(r["n_vi"]),
-              _cell(r["cumulative_ip"], ".2e"), _cell(r["palermo_cum"], ".2f"),
-              _cell(r["palermo_max"], ".2f"), _cell(r["torino_max"]), _cell(r["H"], ".1f"),
-              _cell(r["diameter_m"], ".3g"), _cell(r["v_inf_km_s"], ".2f"),
-              _short_utc(r["last_obs_utc"], minutes=False), _cell(r["n_obs_used"]),
-              _cell(r["arc_days"], ".2f"), _short_utc(r["updated_utc"])] for r in rows]
-    return _table(_RISK_HEADERS, cells, _RISK_RIGHT)
-
-
 def _removal_csv_row(r: dict[str, Any]) -> dict[str, Any]:
     last = r.get("last_values") or {}
     return {**{k: r.get(k) for k in REMOVAL_COLUMNS},
             "last_cumulative_ip": last.get("cumulative_ip"),
             "last_palermo_cum": last.get("palermo_cum"),
             "last_torino_max": last.get("torino_max")}
-
-
-def _removals_text(rows: Sequence[dict[str, Any]]) -> list[str]:
-    cells = []
-    for r in rows:
-        last = r.get("last_values") or {}
-        cells.append([_short_utc(r["removed_utc"]), r["designation"], r["reason"],
-                      _cell(last.get("cumulative_ip"), ".2e"), _cell(last.get("palermo_cum"), ".2f"),
-                      _cell(last.get("torino_max")), r["alert_id"] or "-",
-                      r["reason_text"] + (f" — {r['note']}" if r["note"] else "")])
-    return _table(("removed (UTC)", "designation", "reason", "last IP", "last PS", "last TS",
-                   "alert", "why"), cells, frozenset({3, 4, 5}))
 
 
 def _write_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
@@ -523,7 +470,7 @@ def cmd_risk_list(args: argparse.Namespace) -> int:
         else:
             print(f"{len(rows)} removal{'s' if len(rows) != 1 else ''} from the risk list "
                   "(newest first)")
-            print("\n".join(_removals_text(rows)))
+            print("\n".join(removals_table(rows)))
         return 0
     rows = catalog_alerts.risk_list(engine)
     if args.json:
@@ -535,7 +482,7 @@ def cmd_risk_list(args: argparse.Namespace) -> int:
     else:
         print(f"risk list: {len(rows)} object{'s' if len(rows) != 1 else ''} with virtual "
               "impactors, by cumulative Palermo scale")
-        print("\n".join(_risk_rows_text(rows)))
+        print("\n".join(risk_table(rows)))
     return 0
 
 
@@ -551,11 +498,11 @@ def _history_text(data: dict[str, Any], rank: int | None) -> list[str]:
              + (f"on the risk list (rank {rank})" if rank else "not on the risk list")]
     if data["assessments"]:
         lines.append("impact-probability history:")
-        cells = [[_cell(a["version"]), _short_utc(a["created_at"]), a["status"],
-                  a["method"] or "-", _cell(a["cumulative_ip"], ".2e"),
-                  _cell(a["palermo_cum"], ".2f"), _cell(a["torino_max"]), _cell(a["n_vi"]),
+        cells = [[cell(a["version"]), short_utc(a["created_at"]), a["status"],
+                  a["method"] or "-", cell(a["cumulative_ip"], ".2e"),
+                  cell(a["palermo_cum"], ".2f"), cell(a["torino_max"]), cell(a["n_vi"]),
                   "*" if a.get("is_current") else ""] for a in data["assessments"]]
-        lines += ["  " + ln for ln in _table(
+        lines += ["  " + ln for ln in text_table(
             ("ver", "created (UTC)", "status", "method", "cum IP", "PS cum", "TS", "VIs", "cur"),
             cells, frozenset({0, 4, 5, 6, 7}))]
     if data["alerts"]:

@@ -118,6 +118,7 @@ def run(data_dir: Path | None = None, keep: bool = False, use_prefect: bool = Tr
         monitored = _monitor_directly(settings)
     elapsed = time.perf_counter() - started
     _print_risk(engine, monitored, elapsed)
+    _print_alerts(engine)
 
     summary = queries.summary(engine)
     print("\ncatalog summary")
@@ -146,8 +147,10 @@ def _fit_directly(settings: config.Settings) -> list[dict]:
 def _monitor_directly(settings: config.Settings) -> list[dict]:
     """The monitoring stage without Prefect or Dask (``--no-prefect``)."""
     from neodefense.catalog import assessments, db, solutions
+    from neodefense.catalog.alerts import AlertConfig
     from neodefense.impacts.monitor import monitor_solution
 
+    alert_config = AlertConfig.from_settings(settings.raw["alerts"])
     engine = db.connect(settings.catalog_url)
     rows = []
     for object_id, designation, solution_id in assessments.solutions_to_monitor(engine):
@@ -155,7 +158,8 @@ def _monitor_directly(settings: config.Settings) -> list[dict]:
         batch, _ = solutions.observations_with_ids(engine, object_id)
         a = monitor_solution(solution, batch=batch, n_samples=DEMO_LOV_SAMPLES,
                              cross_check_samples=DEMO_CROSS_CHECK_SAMPLES)
-        assessment_id = assessments.store_assessment(engine, solution_id, a)
+        assessment_id = assessments.store_assessment(engine, solution_id, a,
+                                                     alert_config=alert_config)
         rows.append({"designation": designation, "assessment_id": assessment_id,
                      "status": a.status, "runtime_s": a.runtime_s})
     return rows
@@ -191,3 +195,20 @@ def _print_risk(engine, monitored: list[dict], elapsed: float) -> None:  # noqa:
                   f"{TC3_FIREBALL['time_utc']} UTC, {TC3_FIREBALL['lat_deg']}°N "
                   f"{TC3_FIREBALL['lon_deg']}°E ({dt_s:+.1f} s; the recorded place is the "
                   f"first detection at 65.4 km)")
+
+
+def _print_alerts(engine) -> None:  # noqa: ANN001
+    """The risk list and the alerts the monitoring raised (written with each assessment)."""
+    from neodefense.alerts.messages import risk_table, summary_line
+    from neodefense.catalog import alerts
+
+    rows = alerts.risk_list(engine)
+    print(f"\nrisk list (neodefense risk-list): {len(rows)} object(s) with virtual impactors, "
+          "by cumulative Palermo scale")
+    for line in risk_table(rows) if rows else ["  (empty)"]:
+        print(f"  {line}")
+    raised = alerts.alerts(engine)
+    print(f"\nalerts raised (neodefense alerts): {len(raised)}; each is in the outbox for the "
+          "subscribers whose criteria it meets (neodefense subscribers add, alerts deliver)")
+    for a in raised:
+        print(f"  {summary_line(a['payload'])}")

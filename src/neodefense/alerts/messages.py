@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from neodefense.alerts.rules import (
@@ -25,7 +25,8 @@ from neodefense.alerts.rules import (
     format_ip,
 )
 
-__all__ = ["email_subject", "email_text", "summary_line"]
+__all__ = ["cell", "email_subject", "email_text", "removals_table", "risk_table", "short_utc",
+           "summary_line", "text_table"]
 
 #: longest subject produced (characters); longer ones are cut with an ellipsis
 MAX_SUBJECT = 200
@@ -214,3 +215,62 @@ def email_text(payload: Mapping[str, Any]) -> str:
     for key, url in links.items():
         add(f"{key}: {url}")
     return "\n".join(lines) + "\n"
+
+
+# -- tables for terminals (the risk list, removals) -------------------------------------------------
+
+def cell(value: Any, spec: str = "") -> str:
+    """A table cell: '-' for a missing or non-finite value."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    if spec and isinstance(value, int | float) and not isinstance(value, bool):
+        return format(value, spec)
+    return str(value)
+
+
+def text_table(headers: Sequence[str], rows: Sequence[Sequence[str]],
+           right: frozenset[int] = frozenset()) -> list[str]:
+    """Lines of an aligned text table (two spaces between columns; columns ``right`` right
+    aligned)."""
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+
+    return [line(headers), *(line(r) for r in rows)]
+
+
+def short_utc(iso: str | None, minutes: bool = True) -> str:
+    """'2026-12-02T18:04:05Z' → '2026-12-02 18:04' (or the date alone); '-' for None."""
+    if not iso:
+        return "-"
+    text = str(iso).replace("T", " ").rstrip("Z")
+    return text[:16] if minutes else text[:10]
+
+
+_RISK_HEADERS = ("rank", "designation", "years", "VIs", "cum IP", "PS cum", "PS max", "TS", "H",
+                 "D (m)", "v∞ (km/s)", "last obs", "used", "arc (d)", "updated (UTC)")
+_RISK_RIGHT = frozenset({0, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13})
+
+
+def risk_table(rows: Sequence[dict[str, Any]]) -> list[str]:
+    cells = [[cell(r["rank"]), r["designation"], r["year_range"] or "-", cell(r["n_vi"]),
+              cell(r["cumulative_ip"], ".2e"), cell(r["palermo_cum"], ".2f"),
+              cell(r["palermo_max"], ".2f"), cell(r["torino_max"]), cell(r["H"], ".1f"),
+              cell(r["diameter_m"], ".3g"), cell(r["v_inf_km_s"], ".2f"),
+              short_utc(r["last_obs_utc"], minutes=False), cell(r["n_obs_used"]),
+              cell(r["arc_days"], ".2f"), short_utc(r["updated_utc"])] for r in rows]
+    return text_table(_RISK_HEADERS, cells, _RISK_RIGHT)
+
+
+def removals_table(rows: Sequence[dict[str, Any]]) -> list[str]:
+    cells = []
+    for r in rows:
+        last = r.get("last_values") or {}
+        cells.append([short_utc(r["removed_utc"]), r["designation"], r["reason"],
+                      cell(last.get("cumulative_ip"), ".2e"), cell(last.get("palermo_cum"), ".2f"),
+                      cell(last.get("torino_max")), r["alert_id"] or "-",
+                      r["reason_text"] + (f" — {r['note']}" if r["note"] else "")])
+    return text_table(("removed (UTC)", "designation", "reason", "last IP", "last PS", "last TS",
+                   "alert", "why"), cells, frozenset({3, 4, 5}))
