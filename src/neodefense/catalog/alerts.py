@@ -363,6 +363,27 @@ def _finite(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _observation_spans(conn: Connection, solution_ids: list[int]) -> dict[int, tuple[float, float]]:
+    """solution id → (first, last) UTC MJD of the observations it used (of all it was given
+    when it used none: a short-arc ranging solution)."""
+    res, obs = m.OrbitResidual.__table__, m.observations_table
+    spans: dict[int, tuple[float, float]] = {}
+    for used_only in (True, False):
+        todo = [i for i in solution_ids if i not in spans]
+        for start in range(0, len(todo), 1000):
+            query = (sa.select(res.c.solution_id, sa.func.min(obs.c.obsTime_mjd),
+                               sa.func.max(obs.c.obsTime_mjd))
+                     .join(obs, obs.c.id == res.c.observation_id)
+                     .where(res.c.solution_id.in_(todo[start:start + 1000]))
+                     .group_by(res.c.solution_id))
+            if used_only:
+                query = query.where(res.c.used)
+            for sid, first, last in conn.execute(query):
+                if last is not None:
+                    spans[sid] = (float(first), float(last))
+    return spans
+
+
 def risk_list(bind: Bind) -> list[dict[str, Any]]:
     """The current risk list, ranked by cumulative Palermo (then cumulative IP): one dict per
     object with the keys of :data:`RISK_LIST_COLUMNS` (``year_range`` '2068-2084'; ``v_inf_km_s``
@@ -370,7 +391,6 @@ def risk_list(bind: Bind) -> list[dict[str, Any]]:
     orbit solution the assessment was computed from) plus ``object_id``."""
     r, a = m.RiskListEntry.__table__, m.ImpactAssessmentRecord.__table__
     s, o = m.OrbitSolutionRecord.__table__, m.Object.__table__
-    res, obs = m.OrbitResidual.__table__, m.observations_table
     v = m.VirtualImpactorRecord.__table__
 
     def run(conn: Connection) -> list[dict[str, Any]]:
@@ -382,17 +402,19 @@ def risk_list(bind: Bind) -> list[dict[str, Any]]:
                       a.c.observation_set_hash, a.c.code_version, s.c.n_used)
             .join(a, a.c.id == r.c.assessment_id).join(o, o.c.id == r.c.object_id)
             .join(s, s.c.id == a.c.solution_id)).mappings().all()
+        solution_ids = [row["solution_id"] for row in rows]
+        spans = _observation_spans(conn, solution_ids)
+        v_inf: dict[int, float | None] = {}
+        for start in range(0, len(rows), 1000):  # the most probable VI's v∞, per assessment
+            chunk = [row["assessment_id"] for row in rows[start:start + 1000]]
+            for vi in conn.execute(sa.select(v.c.assessment_id, v.c.v_inf_km_s)
+                                   .where(v.c.assessment_id.in_(chunk))
+                                   .order_by(v.c.assessment_id, v.c.ip.desc(), v.c.id)):
+                v_inf.setdefault(vi.assessment_id, vi.v_inf_km_s)
         out = []
         for row in rows:
-            span = (sa.select(sa.func.min(obs.c.obsTime_mjd), sa.func.max(obs.c.obsTime_mjd))
-                    .join(res, res.c.observation_id == obs.c.id)
-                    .where(res.c.solution_id == row["solution_id"]))
-            times = conn.execute(span.where(res.c.used)).first()
-            if times is None or times[1] is None:  # no row used (a short-arc ranging solution)
-                times = conn.execute(span).first()
-            v_inf = conn.execute(sa.select(v.c.v_inf_km_s).where(v.c.assessment_id
-                                                                  == row["assessment_id"])
-                                 .order_by(v.c.ip.desc(), v.c.id).limit(1)).scalar()
+            times = spans.get(row["solution_id"])
+            v_inf_km_s = v_inf.get(row["assessment_id"])
             first, last = row["first_year"], row["last_year"]
             entry = {
                 "object_id": row["object_id"], "designation": row["designation"],
@@ -403,7 +425,7 @@ def risk_list(bind: Bind) -> list[dict[str, Any]]:
                 "palermo_cum": _finite(row["palermo_cum"]),
                 "palermo_max": _finite(row["palermo_max"]),
                 "torino_max": int(row["torino_max"]), "H": _finite(row["H"]),
-                "diameter_m": _finite(row["diameter_m"]), "v_inf_km_s": _finite(v_inf),
+                "diameter_m": _finite(row["diameter_m"]), "v_inf_km_s": _finite(v_inf_km_s),
                 "last_obs_utc": None, "n_obs_used": int(row["n_used"]), "arc_days": None,
                 "updated_utc": _iso(row["created_at"]), "added_utc": _iso(row["added_at"]),
                 "method": row["method"], "n_samples": int(row["n_samples"]),
@@ -411,7 +433,7 @@ def risk_list(bind: Bind) -> list[dict[str, Any]]:
                 "observation_set_hash": row["observation_set_hash"],
                 "code_version": row["code_version"],
             }
-            if times is not None and times[1] is not None:
+            if times is not None:
                 from neodefense import timescales
 
                 entry["last_obs_utc"] = str(timescales.utc_mjd_to_iso(float(times[1]), 0)[0])
