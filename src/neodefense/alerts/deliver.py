@@ -37,7 +37,7 @@ class DeliveryOptions:
     policy: catalog_alerts.DeliveryPolicy = dataclasses.field(
         default_factory=catalog_alerts.DeliveryPolicy)
     webhook_timeout_s: float = 10.0
-    concurrency: int = 64
+    concurrency: int = 8
     batch_size: int = 500
     smtp: Any = None  # neodefense.alerts.channels.SmtpSettings; None: its defaults
 
@@ -47,7 +47,7 @@ class DeliveryOptions:
 
         return cls(policy=catalog_alerts.DeliveryPolicy.from_settings(section),
                    webhook_timeout_s=float(section.get("webhook_timeout_s", 10.0)),
-                   concurrency=int(section.get("concurrency", 64)),
+                   concurrency=int(section.get("concurrency", 8)),
                    batch_size=int(section.get("batch_size", 500)),
                    smtp=SmtpSettings.from_settings(section.get("smtp", {})))
 

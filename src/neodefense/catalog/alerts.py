@@ -619,12 +619,12 @@ def add_subscriber(engine: Engine, name: str, criteria: Any,
                                                  active=True, created_at=now)
                            .returning(sub.c.id)).scalar_one()
         conn.execute(sa.insert(ch), [{**row, "subscriber_id": sid} for row in rows])
-    return next(s for s in subscribers(engine, include_removed=True, with_secrets=True)
-                if s["id"] == sid)
+    return next(s for s in subscribers(engine, include_removed=True, with_secrets=True,
+                                       subscriber_id=sid))
 
 
-def subscribers(bind: Bind, include_removed: bool = False,
-                with_secrets: bool = False) -> list[dict[str, Any]]:
+def subscribers(bind: Bind, include_removed: bool = False, with_secrets: bool = False,
+                subscriber_id: int | None = None) -> list[dict[str, Any]]:
     """Subscribers by id: id, name, active, created_utc, removed_utc, criteria, and channels
     (id, kind, target, format, status, paused_reason, paused_utc, delivered/pending/held counts;
     ``secret`` only ``with_secrets``)."""
@@ -632,13 +632,16 @@ def subscribers(bind: Bind, include_removed: bool = False,
 
     def run(conn: Connection) -> list[dict[str, Any]]:
         query = sa.select(sub).order_by(sub.c.id)
+        counted = sa.select(dl.c.channel_id, dl.c.status, sa.func.count())
         if not include_removed:
             query = query.where(sub.c.active)
+        if subscriber_id is not None:  # one subscriber (just added): no scan of the others
+            query = query.where(sub.c.id == subscriber_id)
+            counted = counted.where(dl.c.subscriber_id == subscriber_id)
         out = []
         counts: dict[tuple[int, str], int] = {
             (row[0], row[1]): row[2] for row in conn.execute(
-                sa.select(dl.c.channel_id, dl.c.status, sa.func.count())
-                .group_by(dl.c.channel_id, dl.c.status))}
+                counted.group_by(dl.c.channel_id, dl.c.status))}
         for row in conn.execute(query).mappings().all():
             chans = []
             for c in conn.execute(sa.select(ch).where(ch.c.subscriber_id == row["id"])
@@ -749,7 +752,10 @@ def record_outcomes(engine: Engine, outcomes: Sequence[Any], policy: DeliveryPol
     a failure schedules the next attempt with backoff (never sooner than the receiver's
     Retry-After), and pauses the channel after ``policy.max_attempts`` failures in a row, or at
     once on HTTP 410 or a target that can never work (its pending deliveries are then held).
-    Returns counts: delivered, already, failed, paused (channels)."""
+    Returns counts: delivered, already, failed, paused (channels).
+
+    The updates are applied in the order of ``outcomes``, each run of consecutive successes
+    (failures) as one batched statement (executemany; ``delivered`` is its row count)."""
     from neodefense.alerts.channels import next_attempt_delay_s
 
     policy = policy or DeliveryPolicy()
@@ -758,11 +764,21 @@ def record_outcomes(engine: Engine, outcomes: Sequence[Any], policy: DeliveryPol
     counts = {"delivered": 0, "already": 0, "failed": 0, "paused": 0}
     if not outcomes:
         return counts
+    pending_row = (dl.c.id == sa.bindparam("b_id"), dl.c.status == PENDING)
+    delivered = sa.update(dl).where(*pending_row).values(
+        status=DELIVERED, delivered_at=sa.bindparam("b_at"), attempts=sa.bindparam("b_n"),
+        failures=0, claimed_until=None, last_error="")
+    repeated = sa.update(dl).where(dl.c.id == sa.bindparam("b_id")).values(
+        attempts=sa.bindparam("b_n"))
+    failed = sa.update(dl).where(*pending_row).values(
+        attempts=sa.bindparam("b_n"), failures=sa.bindparam("b_failures"), claimed_until=None,
+        last_error=sa.bindparam("b_error"), next_attempt_at=sa.bindparam("b_next"))
     with write_transaction(engine) as conn:
         state = {row.id: row for row in conn.execute(
             sa.select(dl.c.id, dl.c.attempts, dl.c.failures, dl.c.channel_id)
             .where(dl.c.id.in_([o.delivery_id for o in outcomes])))}
         attempts, pause = [], {}
+        runs: list[tuple[bool, list[dict[str, Any]]]] = []  # consecutive successes / failures
         for o in outcomes:
             row = state.get(o.delivery_id)
             if row is None:
@@ -772,18 +788,10 @@ def record_outcomes(engine: Engine, outcomes: Sequence[Any], policy: DeliveryPol
                              "attempted_at": o.attempted_at, "ok": bool(o.ok),
                              "status_code": o.status_code, "error": (o.error or "")[:2000],
                              "duration_s": float(o.duration_s)})
+            if not runs or runs[-1][0] != bool(o.ok):
+                runs.append((bool(o.ok), []))
             if o.ok:
-                done = conn.execute(sa.update(dl).where(dl.c.id == o.delivery_id,
-                                                        dl.c.status == PENDING)
-                                    .values(status=DELIVERED, delivered_at=o.attempted_at,
-                                            attempts=n, failures=0, claimed_until=None,
-                                            last_error="")).rowcount
-                if done:
-                    counts["delivered"] += 1
-                else:
-                    counts["already"] += 1
-                    conn.execute(sa.update(dl).where(dl.c.id == o.delivery_id)
-                                 .values(attempts=n))
+                runs[-1][1].append({"b_id": o.delivery_id, "b_at": o.attempted_at, "b_n": n})
                 continue
             counts["failed"] += 1
             failures = int(row.failures) + 1
@@ -794,10 +802,9 @@ def record_outcomes(engine: Engine, outcomes: Sequence[Any], policy: DeliveryPol
             retry_after = getattr(o, "retry_after_s", None)
             if retry_after is not None:  # the receiver asked: no sooner, no later than the cap
                 delay = min(max(delay, float(retry_after)), policy.backoff_max_s)
-            conn.execute(sa.update(dl).where(dl.c.id == o.delivery_id, dl.c.status == PENDING)
-                         .values(attempts=n, failures=failures, claimed_until=None,
-                                 last_error=(o.error or "")[:2000],
-                                 next_attempt_at=now + dt.timedelta(seconds=delay)))
+            runs[-1][1].append({"b_id": o.delivery_id, "b_n": n, "b_failures": failures,
+                                "b_error": (o.error or "")[:2000],
+                                "b_next": now + dt.timedelta(seconds=delay)})
             if getattr(o, "gone", False):
                 pause[row.channel_id] = f"the endpoint answered 410 Gone ({_iso(now)})"
             elif getattr(o, "permanent", False):
@@ -806,6 +813,16 @@ def record_outcomes(engine: Engine, outcomes: Sequence[Any], policy: DeliveryPol
                 pause.setdefault(row.channel_id, (
                     f"{failures} failed attempts in a row, last at {_iso(o.attempted_at)}: "
                     f"{(o.error or '')[:300]}"))
+        for ok, params in runs:
+            if not ok:
+                conn.execute(failed, params)
+                continue
+            # the conditional update: only a delivery still pending becomes delivered, once
+            done = conn.execute(delivered, params).rowcount
+            counts["delivered"] += done
+            counts["already"] += len(params) - done
+            if done < len(params):  # repeats count their attempt (a no-op for the rows just done)
+                conn.execute(repeated, params)
         if attempts:
             conn.execute(sa.insert(att), attempts)
         for channel_id, reason in pause.items():
