@@ -38,9 +38,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from neodefense.catalog import models as m
+from neodefense.catalog.assessments import _aware
 from neodefense.catalog.db import is_postgres, write_transaction
 from neodefense.catalog.queries import Bind, _run
-from neodefense.catalog.solutions import _designation, _jsonable, _lock_object, _object_id
+from neodefense.catalog.solutions import (
+    _designation,
+    _jsonable,
+    _lock_object,
+    _object_id,
+    _utcnow,
+)
 
 __all__ = [
     "AlertConfig",
@@ -72,16 +79,6 @@ RISK_LIST_COLUMNS = (
     "last_obs_utc", "n_obs_used", "arc_days", "updated_utc", "added_utc", "method",
     "n_samples", "assessment_id", "solution_id", "observation_set_hash", "code_version",
 )
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    if value is not None and value.tzinfo is None:  # SQLite hands back naive UTC
-        value = value.replace(tzinfo=dt.UTC)
-    return value
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -179,8 +176,8 @@ def _provenance_of(conn: Connection, assessment_id: int | None) -> dict[str, Any
 def _insert_alert(conn: Connection, object_id: int, events: list[Any], state_before: Any,
                   last_alert_id: int | None, assessment: Mapping[str, Any] | None,
                   assessment_id: int | None, removal: dict[str, Any] | None,
-                  config: AlertConfig, issued: dt.datetime, now: dt.datetime) -> int:
-    """Write one alert (payload, VOEvent) and its deliveries; returns the alert's row id."""
+                  config: AlertConfig, issued: dt.datetime, now: dt.datetime) -> tuple[int, str]:
+    """Write one alert (payload, VOEvent) and its deliveries; returns its row id and public id."""
     from neodefense.alerts.rules import build_payload, risk_summary
     from neodefense.alerts.voevent import to_voevent
 
@@ -212,7 +209,7 @@ def _insert_alert(conn: Connection, object_id: int, events: list[Any], state_bef
         issued_at=issued, created_at=now, kinds=",".join(payload.get("kinds") or []),
         payload=payload, voevent=to_voevent(payload)).returning(al.c.id)).scalar_one()
     _queue_deliveries(conn, row_id, payload, now)
-    return int(row_id)
+    return int(row_id), alert_id
 
 
 def _queue_deliveries(conn: Connection, alert_row: int, payload: Mapping[str, Any],
@@ -242,16 +239,17 @@ def _queue_deliveries(conn: Connection, alert_row: int, payload: Mapping[str, An
 
 
 def _record_removal(conn: Connection, object_id: int, reason: str, note: str,
-                    state_before: Any, removing_assessment_id: int | None,
-                    now: dt.datetime) -> int:
+                    state_before: Any, removing_assessment_id: int | None, now: dt.datetime,
+                    alert_row: int) -> None:
+    """Take the object's row off the risk list and record why, with its removal alert."""
     r, rem = m.RiskListEntry.__table__, m.RiskListRemoval.__table__
     last = conn.execute(sa.select(r.c.assessment_id).where(r.c.object_id == object_id)).scalar()
     conn.execute(sa.delete(r).where(r.c.object_id == object_id))
-    return int(conn.execute(sa.insert(rem).values(
+    conn.execute(sa.insert(rem).values(
         object_id=object_id, designation=_designation(conn, object_id), removed_at=now,
         reason=reason, note=note, last_assessment_id=last,
         removing_assessment_id=removing_assessment_id,
-        last_values=_jsonable(state_before.risk)).returning(rem.c.id)).scalar_one())
+        last_values=_jsonable(state_before.risk), alert_id=alert_row))
 
 
 def raise_alerts(conn: Connection, object_id: int, assessment_id: int,
@@ -270,30 +268,27 @@ def raise_alerts(conn: Connection, object_id: int, assessment_id: int,
     issued = as_of or now
     state, last_alert_id, existed = _load_state(conn, object_id)
     events, new_state = evaluate(state, assessment, config.resolved_rules())
-    r = m.RiskListEntry.__table__
+    leaving = state.on_risk_list and not new_state.on_risk_list  # evaluate said 'removed'
     removal = None
-    removal_row = None
+    if leaving:
+        removed = next((e for e in events if e.kind == "removed"), None)
+        removal = dict(removed.details) if removed else {"reason": "no_vi"}
+    raised: list[str] = []
+    if events:
+        last_alert_id, public_id = _insert_alert(conn, object_id, events, state, last_alert_id,
+                                                 assessment, assessment_id, removal, config,
+                                                 issued, now)
+        raised.append(public_id)
+    r = m.RiskListEntry.__table__
     if new_state.on_risk_list:
         updated = conn.execute(sa.update(r).where(r.c.object_id == object_id)
                                .values(assessment_id=assessment_id, updated_at=issued)).rowcount
         if not updated:
             conn.execute(sa.insert(r).values(object_id=object_id, assessment_id=assessment_id,
                                              added_at=issued, updated_at=issued))
-    elif state.on_risk_list:
-        removed = next((e for e in events if e.kind == "removed"), None)
-        reason = removed.details.get("reason", "no_vi") if removed else "no_vi"
-        removal = dict(removed.details) if removed else {"reason": reason}
-        removal_row = _record_removal(conn, object_id, reason, "", state, assessment_id, issued)
-    raised: list[str] = []
-    if events:
-        alert_row = _insert_alert(conn, object_id, events, state, last_alert_id, assessment,
-                                  assessment_id, removal, config, issued, now)
-        last_alert_id = alert_row
-        if removal_row is not None:
-            rem = m.RiskListRemoval.__table__
-            conn.execute(sa.update(rem).where(rem.c.id == removal_row).values(alert_id=alert_row))
-        raised.append(conn.execute(sa.select(m.AlertRecord.alert_id)
-                                   .where(m.AlertRecord.id == alert_row)).scalar_one())
+    elif leaving:
+        _record_removal(conn, object_id, removal.get("reason", "no_vi"), "", state,
+                        assessment_id, issued, last_alert_id)
     if events or existed or new_state.on_risk_list:
         _save_state(conn, object_id, new_state, last_alert_id, existed, now)
     return raised
@@ -310,16 +305,11 @@ def _remove_in(conn: Connection, object_id: int, reason: str, note: str,
     events, new_state = removal(state, reason, note, designation=_designation(conn, object_id))
     alert_id = None
     if state.on_risk_list:
-        removal_row = _record_removal(conn, object_id, reason, note, state, None, issued)
         details = next((dict(e.details) for e in events if e.kind == "removed"),
                        {"reason": reason, "note": note})
-        alert_row = _insert_alert(conn, object_id, events, state, last_alert_id, None, None,
-                                  details, config, issued, now)
-        rem = m.RiskListRemoval.__table__
-        conn.execute(sa.update(rem).where(rem.c.id == removal_row).values(alert_id=alert_row))
-        last_alert_id = alert_row
-        alert_id = conn.execute(sa.select(m.AlertRecord.alert_id)
-                                .where(m.AlertRecord.id == alert_row)).scalar_one()
+        last_alert_id, alert_id = _insert_alert(conn, object_id, events, state, last_alert_id,
+                                                None, None, details, config, issued, now)
+        _record_removal(conn, object_id, reason, note, state, None, issued, last_alert_id)
     _save_state(conn, object_id, new_state, last_alert_id, existed, now)
     return alert_id
 
