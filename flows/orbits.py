@@ -8,6 +8,9 @@
    :func:`neodefense.orbits.fit.fit_orbit` to a worker (raw Dask: a Prefect task per object
    would cost ~70 ms each) and stores each solution as it comes back, as the object's next
    version — a failed fit too, with its status (the catalog keeps the previous good one current).
+   Observations excluded by hand in the newest solution (``settings["exclude"]``: a dashboard
+   re-fit, :mod:`neodefense.refit`) stay excluded when they are still in the fit set
+   (:func:`neodefense.catalog.solutions.exclusions_to_carry`).
 3. Returns one summary dict per object.
 
 Runs embedded (no Prefect server needed); point ``PREFECT_API_URL`` at a server for production.
@@ -90,7 +93,7 @@ def fit_and_store(catalog_url: str, todo: list[tuple[int, str]], settings: confi
             n_workers = max(1, len(client.scheduler_info().get("workers", {})))
             cap = max(1, int(options["in_flight_per_worker"]) * n_workers)
             pending = iter(todo)
-            in_flight: dict[Any, tuple[int, str, Any]] = {}
+            in_flight: dict[Any, tuple[int, str, Any, list[int]]] = {}
             done = as_completed()
 
             def submit_next() -> bool:
@@ -100,11 +103,15 @@ def fit_and_store(catalog_url: str, todo: list[tuple[int, str]], settings: confi
                     except LookupError:  # merged away since the list was made
                         logger.warning("%s: no longer in the catalog, skipped", designation)
                         continue
+                    # observations a scientist excluded (a dashboard re-fit) stay excluded
+                    exclude = solutions.exclusions_to_carry(engine, object_id, ids)
+                    if exclude:
+                        batch = solutions.batch_with_id_lines(batch, ids)
                     future = client.submit(fit_orbit, batch, designation,
                                            nongrav=options["nongrav"],
                                            time_limit_s=float(options["time_limit_s"]),
-                                           pure=False)
-                    in_flight[future] = (object_id, designation, ids)
+                                           exclude=set(exclude) or None, pure=False)
+                    in_flight[future] = (object_id, designation, ids, exclude)
                     done.add(future)
                     return True
                 return False
@@ -113,10 +120,11 @@ def fit_and_store(catalog_url: str, todo: list[tuple[int, str]], settings: confi
                 if not submit_next():
                     break
             for future in done:
-                object_id, designation, ids = in_flight.pop(future)
+                object_id, designation, ids, exclude = in_flight.pop(future)
                 solution = _outcome(future, designation)
                 future.release()
-                solution_id = _store(engine, object_id, solution, ids, fit_settings)
+                solution_id = _store(engine, object_id, solution, ids,
+                                     {**fit_settings, "exclude": exclude})
                 summaries.append({
                     "object_id": object_id, "designation": designation,
                     "solution_id": solution_id, "status": solution.status,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import email
 import email.policy
 import http.server
+import json
 import socket
 import threading
 import time
@@ -65,6 +66,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             receiver._record(RecordedRequest(self.command, self.path, self.headers, body, status,
                                              time.monotonic()))
             reply = b'{"ok":true}' if 200 <= status < 300 else f"status {status}".encode()
+            if 200 <= status < 300 and receiver.answer_challenges:
+                reply = _challenge_answer(body) or reply
             try:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json" if status < 300 else "text/plain")
@@ -83,13 +86,26 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     do_GET = _handle
 
 
+def _challenge_answer(body: bytes) -> bytes | None:
+    """``{"challenge": ...}`` for a neodefense verification POST, else None."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    if isinstance(data, dict) and data.get("type") == "neodefense.verification":
+        return json.dumps({"challenge": data.get("challenge")}).encode()
+    return None
+
+
 class WebhookReceiver:
     """A webhook endpoint on ``http://127.0.0.1:<port>/hook`` recording every request.
 
     Behaviour knobs (thread-safe, changeable while running): ``status`` (default 200) answered
     after :meth:`fail_first` is used up; ``delay_s`` to sleep before answering (past a client
     timeout); ``retry_after`` sent with 429/503; :meth:`down` closes the listening socket so
-    connections are refused, :meth:`up` listens again on the same port.
+    connections are refused, :meth:`up` listens again on the same port; ``answer_challenges``
+    (default True) echoes a subscription's verification challenge, as a real subscriber's
+    endpoint must.
     Requests answered are appended to ``requests`` (after any delay; a dropped one is not).
     """
 
@@ -97,6 +113,7 @@ class WebhookReceiver:
         self.status = status
         self.delay_s = delay_s
         self.retry_after: int | None = None
+        self.answer_challenges = True
         self.path = path
         self.requests: list[RecordedRequest] = []
         self.port = 0

@@ -600,3 +600,13 @@ def test_mutated_real_xml_never_raises(sample, edits, chunk):
     assert len(r.batch) + len(r.rejections) >= 1 or not edits
     lines = list(r.batch["line"])
     assert len(set(lines)) == len(lines)
+
+
+def test_unknown_xml_encoding_is_a_rejection_not_an_error():
+    """Found by the fuzz test above: a declaration naming an encoding Python does not know made
+    expat raise LookupError; it is a whole-file rejection like any unreadable XML."""
+    r = ades.parse_xml(b'<?xml version="1.0" encoding="xTF-8"?><ades version="2022"></ades>',
+                       "enc.xml")
+    assert len(r.batch) == 0
+    assert [(x.line, x.field) for x in r.rejections] == [(1, "xml")]
+    assert "encoding" in r.rejections[0].reason

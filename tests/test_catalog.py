@@ -20,7 +20,8 @@ TABLES = {"observatories", "raw_blobs", "raw_chunks", "submissions", "objects", 
           "observations", "rejections", "orbit_solutions", "orbit_residuals",
           "impact_assessments", "virtual_impactors", "alerts", "alert_states", "risk_list",
           "risk_list_removals", "subscribers", "subscriber_channels", "deliveries",
-          "delivery_attempts"}
+          "delivery_attempts", "observatory_accounts", "observatory_stations", "api_tokens",
+          "api_audit"}
 
 
 # -- schema ----------------------------------------------------------------------------------------

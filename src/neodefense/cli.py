@@ -1157,6 +1157,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the assessment as JSON")
     p.set_defaults(func=cmd_monitor)
     _add_alert_commands(sub)
+    from neodefense.api.commands import add_commands
+
+    add_commands(sub)
     return parser
 
 

@@ -19,6 +19,8 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "NEODEFENSE_SMTP_PORT": ("alerts.smtp", "port"),
     "NEODEFENSE_SMTP_USER": ("alerts.smtp", "user"),
     "NEODEFENSE_SMTP_PASSWORD": ("alerts.smtp", "password"),
+    "NEODEFENSE_API_HOST": ("api", "host"),
+    "NEODEFENSE_API_PORT": ("api", "port"),
 }
 
 

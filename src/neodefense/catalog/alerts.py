@@ -65,11 +65,14 @@ __all__ = [
     "removals",
     "resume_channel",
     "risk_list",
+    "set_criteria",
+    "subscriber_token_hash",
     "subscribers",
+    "verify_channel",
 ]
 
 PENDING, DELIVERED, HELD, CANCELLED = "pending", "delivered", "held", "cancelled"
-ACTIVE, PAUSED, REMOVED = "active", "paused", "removed"
+ACTIVE, PAUSED, REMOVED, UNVERIFIED = "active", "paused", "removed", "unverified"
 CHANNEL_KINDS = ("webhook", "email")
 FORMATS = ("json", "voevent")
 #: columns of the risk list (``neodefense risk-list --csv``), in order
@@ -578,18 +581,24 @@ def _channel_rows(channels: Sequence[Mapping[str, Any]], now: dt.datetime) -> li
         if kind == "email" and ("@" not in target or any(c.isspace() for c in target)):
             raise ValueError(f"not an e-mail address: {target!r}")
         secret = str(ch.get("secret") or (new_secret() if kind == "webhook" else ""))
+        status = str(ch.get("status") or ACTIVE)
+        if status not in (ACTIVE, UNVERIFIED):
+            raise ValueError(f"a new channel is {ACTIVE!r} or {UNVERIFIED!r}, not {status!r}")
         rows.append({"kind": kind, "target": target, "format": fmt, "secret": secret,
-                     "status": ACTIVE, "created_at": now})
+                     "status": status, "created_at": now})
     return rows
 
 
 def add_subscriber(engine: Engine, name: str, criteria: Any,
-                   channels: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+                   channels: Sequence[Mapping[str, Any]], token_hash: str = "") -> dict[str, Any]:
     """Add a subscriber (``criteria``: a :class:`~neodefense.alerts.criteria.Criteria` or its
     JSON) with its channels (``{"kind": "webhook"|"email", "target": URL or address,
     "format": "json"|"voevent", "secret": optional HMAC key — generated for webhooks when
-    absent}``). Returns it as :func:`subscribers` lists it, secrets included. It receives the
-    alerts raised from now on. Raises ValueError (bad channel, criteria, or a name in use)."""
+    absent, "status": "active" (default) or "unverified" (a webhook that has not answered its
+    verification challenge yet: it gets no deliveries until :func:`verify_channel`)}``).
+    ``token_hash``: sha256 of the subscriber's management token (self-service subscriptions).
+    Returns it as :func:`subscribers` lists it, secrets included. It receives the alerts raised
+    from now on. Raises ValueError (bad channel, criteria, or a name in use)."""
     from neodefense.alerts.criteria import Criteria
 
     name = " ".join(str(name).split())
@@ -606,7 +615,8 @@ def add_subscriber(engine: Engine, name: str, criteria: Any,
         if taken is not None:
             raise ValueError(f"a subscriber named {name!r} exists (id {taken})")
         sid = conn.execute(sa.insert(sub).values(name=name, criteria=crit.as_json(),
-                                                 active=True, created_at=now)
+                                                 active=True, created_at=now,
+                                                 token_hash=token_hash)
                            .returning(sub.c.id)).scalar_one()
         conn.execute(sa.insert(ch), [{**row, "subscriber_id": sid} for row in rows])
     return next(s for s in subscribers(engine, include_removed=True, with_secrets=True,
@@ -638,7 +648,8 @@ def subscribers(bind: Bind, include_removed: bool = False, with_secrets: bool = 
                                   .order_by(ch.c.id)).mappings():
                 entry = {"id": c["id"], "kind": c["kind"], "target": c["target"],
                          "format": c["format"], "status": c["status"],
-                         "paused_reason": c["paused_reason"], "paused_utc": _iso(c["paused_at"])}
+                         "paused_reason": c["paused_reason"], "paused_utc": _iso(c["paused_at"]),
+                         "verified_utc": _iso(c["verified_at"])}
                 for status in (DELIVERED, PENDING, HELD, CANCELLED):
                     entry[status] = counts.get((c["id"], status), 0)
                 if with_secrets:
@@ -679,6 +690,38 @@ def remove_subscriber(engine: Engine, name_or_id: str | int) -> int:
                             .values(status=CANCELLED, claimed_until=None)).rowcount
 
 
+def verify_channel(engine: Engine, channel_id: int) -> bool:
+    """Mark an unverified webhook channel verified (it answered its challenge): it receives the
+    alerts raised from now on. Returns False if it was not waiting for verification."""
+    ch = m.SubscriberChannel.__table__
+    with write_transaction(engine) as conn:
+        return conn.execute(sa.update(ch).where(ch.c.id == channel_id, ch.c.status == UNVERIFIED)
+                            .values(status=ACTIVE, verified_at=_utcnow())).rowcount == 1
+
+
+def set_criteria(engine: Engine, subscriber_id: int, criteria: Any) -> dict[str, Any]:
+    """Replace an active subscriber's criteria (for alerts raised from now on). Returns the
+    criteria as stored. Raises LookupError, ValueError (bad criteria)."""
+    from neodefense.alerts.criteria import Criteria
+
+    crit = criteria if isinstance(criteria, Criteria) else Criteria.from_json(criteria)
+    sub = m.Subscriber.__table__
+    with write_transaction(engine) as conn:
+        done = conn.execute(sa.update(sub).where(sub.c.id == subscriber_id, sub.c.active)
+                            .values(criteria=crit.as_json())).rowcount
+    if not done:
+        raise LookupError(f"no subscriber {subscriber_id}")
+    return crit.as_json()
+
+
+def subscriber_token_hash(bind: Bind, subscriber_id: int) -> str | None:
+    """The stored management-token hash of an active subscriber ('' if it has none), or None if
+    there is no such active subscriber."""
+    sub = m.Subscriber.__table__
+    query = sa.select(sub.c.token_hash).where(sub.c.id == subscriber_id, sub.c.active)
+    return _run(bind, lambda conn: conn.execute(query).scalar())
+
+
 def resume_channel(engine: Engine, channel_id: int) -> int:
     """Resume a paused channel: its held deliveries become due now (their failure count reset).
     Returns how many were released. Raises LookupError."""
@@ -687,6 +730,8 @@ def resume_channel(engine: Engine, channel_id: int) -> int:
         status = conn.execute(sa.select(ch.c.status).where(ch.c.id == channel_id)).scalar()
         if status is None or status == REMOVED:
             raise LookupError(f"no channel {channel_id}")
+        if status == UNVERIFIED:
+            raise ValueError(f"channel {channel_id} has not answered its verification challenge")
         conn.execute(sa.update(ch).where(ch.c.id == channel_id)
                      .values(status=ACTIVE, paused_reason="", paused_at=None))
         return conn.execute(sa.update(dl).where(dl.c.channel_id == channel_id,

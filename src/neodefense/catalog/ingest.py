@@ -108,20 +108,22 @@ class Receipt:
 
 def ingest(engine: Engine, source: Source, filename: str, submitter: str = "",
            fmt: str | None = None, *, chunk_bytes: int = obs_io.DEFAULT_CHUNK_BYTES,
-           now_mjd: float | None = None) -> Receipt:
+           now_mjd: float | None = None, account_id: int | None = None) -> Receipt:
     """Store, parse, validate and catalog one submission; see the module docstring.
 
     ``source``: the bytes, a path, or a binary stream (read from its current position).
     ``fmt``: 'obs80', 'ades_psv' or 'ades_xml'; detected from the content when None.
     ``chunk_bytes``: how much of the file is parsed and inserted at a time (bounded memory).
     ``now_mjd``: the validation clock (tests); the current time when None.
+    ``account_id``: the observatory account that POSTed it (HTTP API), written with the
+    submission row itself.
     """
     if fmt is not None and fmt not in obs_io.FORMATS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {obs_io.FORMATS}")
     with _seekable(source) as (stream, start):
         sha256, size = _hash(stream, start)
         submission_id, duplicate_of = _store_raw(engine, stream, start, sha256, size,
-                                                 filename, submitter)
+                                                 filename, submitter, account_id)
         try:
             receipt = _ingest_stored(engine, stream, start, fmt, chunk_bytes, now_mjd,
                                      Receipt(filename, submission_id, sha256, size,
@@ -173,7 +175,8 @@ def _utcnow() -> dt.datetime:
 
 
 def _store_raw(engine: Engine, stream: BinaryIO, start: int, sha256: str, size: int,
-               filename: str, submitter: str) -> tuple[int, int | None]:
+               filename: str, submitter: str, account_id: int | None = None
+               ) -> tuple[int, int | None]:
     """Store the blob (unless already there) and the submission row; returns (id, duplicate_of)."""
     blobs, chunks, subs = m.RawBlob.__table__, m.RawChunk.__table__, m.Submission.__table__
     with write_transaction(engine) as conn:
@@ -198,14 +201,15 @@ def _store_raw(engine: Engine, stream: BinaryIO, start: int, sha256: str, size: 
             .order_by(subs.c.id).limit(1)).first()
         if unfinished is not None:  # a retry of a submission that did not get through
             conn.execute(sa.update(subs).where(subs.c.id == unfinished.id)
-                         .values(status=m.STORED, error=""))
+                         .values(status=m.STORED, error="",
+                                 account_id=sa.func.coalesce(account_id, subs.c.account_id)))
             return unfinished.id, unfinished.duplicate_of
         first = conn.execute(sa.select(sa.func.min(subs.c.id))
                              .where(subs.c.sha256 == sha256)).scalar()
         submission_id = conn.execute(
             sa.insert(subs).values(
                 sha256=sha256, filename=filename, submitter=submitter, received_at=_utcnow(),
-                size=size, status=m.STORED, duplicate_of=first)
+                size=size, status=m.STORED, duplicate_of=first, account_id=account_id)
             .returning(subs.c.id)).scalar_one()
     return submission_id, first
 

@@ -111,6 +111,10 @@ class Submission(Base):
     error: Mapped[str] = mapped_column(sa.Text, server_default="")
     duplicate_of: Mapped[int | None] = mapped_column(sa.ForeignKey("submissions.id"))
     ingested_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    #: The observatory account that POSTed it through the API (migration 0005); NULL for inbox
+    #: and command-line submissions. (Accounts are deactivated, never deleted.)
+    account_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("observatory_accounts.id"), index=True)
 
 
 class Object(Base):
@@ -488,6 +492,10 @@ class SubscriberChannel(Base):
     paused_reason: Mapped[str] = mapped_column(sa.Text, server_default="")
     paused_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
     created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
+    #: Webhook verification (migration 0005): the challenge sent to the endpoint, and when the
+    #: endpoint echoed it back (NULL: not verified yet).
+    challenge: Mapped[str] = mapped_column(sa.Text, server_default="")
+    verified_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
 
 
 class Delivery(Base):
@@ -533,3 +541,66 @@ class DeliveryAttempt(Base):
     status_code: Mapped[int | None] = mapped_column(sa.Integer)
     error: Mapped[str] = mapped_column(sa.Text, server_default="")
     duration_s: Mapped[float] = mapped_column(sa.Double, server_default="0")
+
+
+# -- API access: observatory accounts, tokens, the audit log (migration 0005) ----------------------
+
+class ObservatoryAccount(Base):
+    """An observatory that submits through the API: its name (unique; it becomes the
+    submissions' ``submitter``), a contact and its station codes (``observatory_stations``).
+    Deactivating keeps the row (its submissions keep pointing at it); its tokens stop working."""
+
+    __tablename__ = "observatory_accounts"
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(sa.Text, unique=True)
+    contact: Mapped[str] = mapped_column(sa.Text, server_default="")
+    created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
+    active: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.true())
+
+
+class ObservatoryStation(Base):
+    """A station code (MPC observatory code) an observatory account may submit observations for."""
+
+    __tablename__ = "observatory_stations"
+    account_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("observatory_accounts.id", ondelete="CASCADE"), primary_key=True)
+    stn: Mapped[str] = mapped_column(sa.String(8), primary_key=True, index=True)
+
+
+class ApiToken(Base):
+    """A bearer token ``nd_<id>_<secret>``: only the SHA-256 (hex) of the whole token is stored.
+    ``role`` 'observatory' (with its ``account_id``), 'scientist' or 'admin'. Revoking sets
+    ``revoked_at``; ``last_used_at`` is refreshed at most about once a minute."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(sa.Text)
+    role: Mapped[str] = mapped_column(sa.String(16))
+    account_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("observatory_accounts.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
+
+
+class ApiAudit(Base):
+    """One API request worth remembering: every write (submission, admin action) and every
+    refused request, with who (``actor``: 'token <id> <name>' or ''), from where, the answer's
+    status and reason, the SHA-256 and size of the whole body and (for refused submissions) its
+    first ``api.audit_body_bytes`` bytes. ``submission_id``: the submission it created."""
+
+    __tablename__ = "api_audit"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), index=True)
+    method: Mapped[str] = mapped_column(sa.String(16))
+    path: Mapped[str] = mapped_column(sa.Text)
+    remote: Mapped[str] = mapped_column(sa.Text, server_default="")
+    actor: Mapped[str] = mapped_column(sa.Text, server_default="")
+    status_code: Mapped[int] = mapped_column(sa.Integer)
+    reason: Mapped[str] = mapped_column(sa.Text, server_default="")
+    body_sha256: Mapped[str] = mapped_column(sa.String(64), server_default="")
+    body_size: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
+    body: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+    submission_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("submissions.id", ondelete="SET NULL"), index=True)

@@ -38,8 +38,8 @@ def resolve(bind: Bind, text: str) -> int | None:
     text as given, then names case-insensitively. Aliases make old forms work: '2004 MN4' finds
     the object now designated 99942."""
     text = " ".join(text.split())
-    if not text:
-        return None
+    if not text or not text.isprintable():  # no stored designation holds a control character
+        return None  # (and PostgreSQL refuses NUL in text parameters)
     d, o = m.Designation.__table__, m.Object.__table__
 
     def run(conn: Connection) -> int | None:

@@ -47,7 +47,9 @@ from neodefense.orbits.solution import (
 
 __all__ = [
     "HASH_COLUMNS",
+    "batch_with_id_lines",
     "current_hashes",
+    "exclusions_to_carry",
     "load_solution",
     "latest_solution",
     "objects_to_fit",
@@ -193,6 +195,35 @@ def objects_to_fit(bind: Bind) -> list[tuple[int, str]]:
         return [(oid, names[oid]) for oid in due if oid in names]
 
     return _run(bind, run)
+
+
+# -- exclusions (re-fits that keep chosen observations out) ---------------------------------------
+
+def batch_with_id_lines(batch: ObservationBatch, observation_ids: Sequence[int] | np.ndarray
+                        ) -> ObservationBatch:
+    """``batch`` with its ``line`` column replaced by the catalog observation ids (same order):
+    what :func:`neodefense.orbits.fit.fit_orbit`'s ``exclude`` matches, since file line numbers
+    repeat across submissions. The residuals then carry the ids in ``line``."""
+    ids = np.asarray(observation_ids, dtype=np.int64).ravel()
+    if len(ids) != len(batch):
+        raise ValueError(f"{len(ids)} observation ids for {len(batch)} observations")
+    return ObservationBatch({**batch.columns, "line": ids})
+
+
+def exclusions_to_carry(bind: Bind, object_id: int,
+                        observation_ids: Sequence[int] | np.ndarray) -> list[int]:
+    """The observation ids the object's newest solution (any status) was asked to exclude
+    (``settings["exclude"]``) that are still among ``observation_ids`` (its current fit set),
+    sorted: what a refit on new observations keeps excluding. Empty when the object has no
+    solution or its newest excluded nothing; ids of observations gone since (a deprecation, a
+    merge) are dropped."""
+    s = m.OrbitSolutionRecord.__table__
+    query = (sa.select(s.c.settings).where(s.c.object_id == object_id)
+             .order_by(s.c.version.desc()).limit(1))
+    settings = _run(bind, lambda conn: conn.execute(query).scalar())
+    wanted = {int(v) for v in ((settings or {}).get("exclude") or [])}
+    present = {int(v) for v in np.asarray(observation_ids, dtype=np.int64).ravel()}
+    return sorted(wanted & present)
 
 
 # -- storing ---------------------------------------------------------------------------------------

@@ -136,6 +136,14 @@ def _chain(naif_id: int) -> list[object]:
     return chain
 
 
+def preload() -> None:
+    """Load every DE440 segment's coefficients now. jplephem loads them lazily on first use and
+    that first load is not thread-safe; a threaded server (the API) calls this once at start."""
+    first, last = de440_coverage_tdb_jd()
+    for segment in _segments().values():
+        segment.compute((first + last) / 2.0)
+
+
 def body_barycentric_state(
     body: str | int,
     tdb_jd1: np.ndarray | Sequence[float] | float,

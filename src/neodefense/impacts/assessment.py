@@ -4,7 +4,9 @@ An :class:`ImpactAssessment` belongs to one orbit solution (its observation-set 
 code version are copied in) and lists the virtual impactors (:class:`VirtualImpactor`) found by
 the chosen method, the nominal close approaches with their uncertainty, and the per-object risk
 summary (cumulative IP, Palermo, Torino, IAWN/SMPAG criteria). ``as_json`` is the
-``neodefense monitor --json`` contract.
+``neodefense monitor --json`` contract. ``target_planes`` holds the samples' b-plane points at
+the most probable virtual impactors and the nominal's closest approaches (for plots: see
+:func:`neodefense.impacts.monitor.target_planes` for the keys).
 """
 
 from __future__ import annotations
@@ -109,6 +111,9 @@ class ImpactAssessment:
     virtual_impactors: list[VirtualImpactor] = dataclasses.field(default_factory=list)
     close_approaches: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     cross_check: dict[str, Any] | None = None  # the independent method's result (MC vs LOV)
+    # target planes of the most probable virtual impactors and of the nominal's close
+    # approaches: the samples' (ξ, ζ) on each (see neodefense.impacts.monitor.target_planes)
+    target_planes: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     runtime_s: float = 0.0
     # what the monitor was asked to do (method, n_samples, years, bodies, seed, ...): with the
     # orbit solution and the code version, enough to compute the same assessment again
@@ -118,6 +123,10 @@ class ImpactAssessment:
     observation_set_hash: str = ""
     solution_code_version: str = ""
     code_version: str = dataclasses.field(default_factory=code_version)
+
+    def __post_init__(self) -> None:
+        if self.target_planes is None:  # a stored dict may carry null; older ones lack the key
+            self.target_planes = []
 
     @property
     def ok(self) -> bool:
@@ -147,6 +156,7 @@ class ImpactAssessment:
             "virtual_impactors": [vi.as_json() for vi in self.virtual_impactors],
             "close_approaches": self.close_approaches,
             "cross_check": self.cross_check,
+            "target_planes": self.target_planes,
             "runtime_s": float(self.runtime_s),
             "settings": self.settings,
             "solution_epoch_tdb_jd": _num(self.solution_epoch_tdb_jd),

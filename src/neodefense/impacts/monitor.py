@@ -22,6 +22,9 @@ flow ``flows/impact_monitoring.py`` call it):
 5. **Imminent impactors** (Earth, within 30 days, IP > 0.5): the atmospheric entry point at
    ``entry_altitude_km`` and the 1σ / 3σ corridors along the LOV
    (:mod:`neodefense.impacts.entry`).
+6. **Target planes** (:func:`target_planes`): the b-plane (ξ, ζ) of every virtual asteroid at
+   the most probable virtual impactors and at the nominal's closest approaches, from the
+   approaches already found (no extra propagation), for plots.
 
 It never raises for a bad orbit: the status (:mod:`neodefense.impacts.assessment`) says why, and
 the caller stores the assessment whole or not at all.
@@ -51,9 +54,14 @@ from neodefense.impacts.assessment import (
     ImpactAssessment,
     VirtualImpactor,
 )
-from neodefense.impacts.bplane import RADIUS_KM
-from neodefense.impacts.encounters import nongrav_from_params, propagate_virtual_asteroids
+from neodefense.impacts.bplane import GM_KM3_S2, RADIUS_KM, bplane_from_states, focused_radius_km
+from neodefense.impacts.encounters import (
+    body_and_sun_states,
+    nongrav_from_params,
+    propagate_virtual_asteroids,
+)
 from neodefense.impacts.search import (
+    MC_CLUSTER_DAYS,
     ImpactEvent,
     find_virtual_impactors,
     importance_sampling_ip,
@@ -64,7 +72,7 @@ from neodefense.impacts.search import (
 from neodefense.observations.batch import ObservationBatch
 from neodefense.orbits.solution import ARC_TOO_SHORT, OrbitSolution
 
-__all__ = ["DEFAULT_SAMPLES", "SIGMA_MAX", "monitor_solution"]
+__all__ = ["DEFAULT_SAMPLES", "SIGMA_MAX", "monitor_solution", "target_planes"]
 
 DAYS_PER_YEAR = 365.25
 #: half-width of the LOV scan in σ: |σ| > 5.5 holds 3.8e-8 of the probability, so every VI
@@ -89,6 +97,13 @@ TORINO_YEARS = 100.0
 NOTIFY_YEARS = 50.0
 #: LOV σ values of the corridor points
 CORRIDOR_SIGMAS = {"1sigma": np.linspace(-1.0, 1.0, 21), "3sigma": np.linspace(-3.0, 3.0, 31)}
+#: target planes: the most probable virtual impactors (at most this many), then the nominal's
+#: closest approaches that have no virtual impactor (at most this many); points per plane at
+#: most (seeded random thinning beyond), rounded to this many decimals of a km
+TARGET_PLANE_VIS = 5
+TARGET_PLANE_APPROACHES = 3
+TARGET_PLANE_POINTS = 2000
+TARGET_PLANE_DECIMALS = 1
 
 
 def _iso_utc(tdb_jd: float, precision: int = 0) -> str:
@@ -407,6 +422,7 @@ def _run(a: ImpactAssessment, solution: OrbitSolution, batch: ObservationBatch |
         events = monte_carlo_impacts(vas_kept, approaches, bodies)
 
     mc_events: list[ImpactEvent] | None = None
+    mc_rows: np.ndarray | None = None
     n_mc = 0
     if cross_check and a.method in ("lov", "is"):
         n_cc = int(cross_check_samples or DEFAULT_CROSS_CHECK_SAMPLES)
@@ -433,6 +449,8 @@ def _run(a: ImpactAssessment, solution: OrbitSolution, batch: ObservationBatch |
         for e in events]
     a.close_approaches = _nominal_approaches(epoch, x0, names, cov, found)
     _summarize(a, ref)
+    a.target_planes = target_planes(list(zip(a.virtual_impactors, events, strict=True)), vas_kept,
+                                    approaches, found, mc_rows, a.method, seed)
     if is_report is not None:
         a.cross_check = {**(a.cross_check or {}), "linear_vs_is": is_report}
 
@@ -460,3 +478,188 @@ def _prefer_counted(events: list[ImpactEvent], mc_events: list[ImpactEvent]) -> 
                     "ip_mc": m.ip, "ip_mc_sigma": m.ip_sigma, "n_impacting": m.n_impacting})
         e.ip, e.ip_sigma, e.method = m.ip, m.ip_sigma, f"{e.method}+mc"
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# target planes (for plots): the samples' b-plane points near each encounter, no propagation
+
+
+def _encounter_rows(rows: np.ndarray, body: str, t_tdb_jd: float) -> np.ndarray:
+    """Approach rows of ``body`` within ``MC_CLUSTER_DAYS`` of ``t_tdb_jd`` (the grouping of
+    :func:`neodefense.impacts.search.monte_carlo_impacts`), one per virtual asteroid (the one
+    nearest that time), in virtual-asteroid order."""
+    if rows.size == 0:
+        return rows
+    dt_days = np.abs(rows["time_tdb_jd"] - t_tdb_jd)
+    sel = rows[(rows["body"] == body) & (dt_days <= MC_CLUSTER_DAYS)]
+    if sel.size == 0:
+        return sel
+    sel = sel[np.lexsort((np.abs(sel["time_tdb_jd"] - t_tdb_jd), sel["va"]))]
+    _, first = np.unique(sel["va"], return_index=True)
+    return sel[first]
+
+
+def _xi_zeta(rows: np.ndarray, body: str) -> tuple[np.ndarray, np.ndarray]:
+    """((n, 2) [ξ, ζ] km, (n,) focused radius km) of approach rows (NaN rows where undefined)."""
+    if rows.size == 0:
+        return np.zeros((0, 2)), np.zeros(0)
+    bp = bplane_from_states(rows["obj"], rows["body_state"], rows["sun_state"], body)
+    return np.stack([bp.xi_km, bp.zeta_km], axis=1), np.asarray(bp.impact_radius_km)
+
+
+def _thinned(xz: np.ndarray, seed_seq: list[int]) -> list[list[float]]:
+    """Finite points, at most ``TARGET_PLANE_POINTS`` (a seeded random subset in the original
+    order beyond), rounded to ``TARGET_PLANE_DECIMALS``."""
+    xz = xz[np.all(np.isfinite(xz), axis=1)]
+    if len(xz) > TARGET_PLANE_POINTS:
+        rng = np.random.default_rng(np.random.SeedSequence(seed_seq))
+        xz = xz[np.sort(rng.choice(len(xz), TARGET_PLANE_POINTS, replace=False))]
+    return np.round(xz, TARGET_PLANE_DECIMALS).tolist()
+
+
+def _opt(value: float | None) -> float | None:
+    if value is None or not np.isfinite(value):
+        return None
+    return round(float(value), TARGET_PLANE_DECIMALS)
+
+
+def _vi_point(event: ImpactEvent, vas: sampling.VirtualAsteroids, rows: np.ndarray,
+              xz: np.ndarray) -> tuple[float | None, float | None]:
+    """The virtual impactor's own (ξ, ζ): its representative orbit's point when it is one of the
+    samples; on the LOV, else the linear interpolation in σ between its two neighbouring
+    samples (the search's trace, :mod:`neodefense.impacts.search`); (None, None) otherwise."""
+    if rows.size == 0:
+        return None, None
+    va = rows["va"]
+    params = np.asarray(event.params, dtype=float)
+    if params.shape == vas.params.shape[1:]:
+        same = np.nonzero(np.all(vas.params[va] == params[None, :], axis=1))[0]
+        if same.size:
+            return _opt(xz[same[0], 0]), _opt(xz[same[0], 1])
+    s_star = float(event.sigma_lov)
+    sig = vas.sigma[va]
+    if not np.isfinite(s_star) or not np.any(np.isfinite(sig)):
+        return None, None
+    exact = np.nonzero(sig == s_star)[0]
+    if exact.size:
+        return _opt(xz[exact[0], 0]), _opt(xz[exact[0], 1])
+    below = np.nonzero(sig < s_star)[0]
+    above = np.nonzero(sig > s_star)[0]
+    if not below.size or not above.size:
+        return None, None
+    i, j = below[np.argmax(sig[below])], above[np.argmin(sig[above])]
+    if va[j] - va[i] != 1:  # not neighbours on the LOV: no trace between them on this plane
+        return None, None
+    f = (s_star - sig[i]) / (sig[j] - sig[i])
+    p = xz[i] + f * (xz[j] - xz[i])
+    return _opt(p[0]), _opt(p[1])
+
+
+def _nominal_point(found: list, body: str, t_tdb_jd: float
+                   ) -> tuple[float | None, float | None, float, float]:
+    """(ξ, ζ, focused radius, v∞) of the nominal's approach to ``body`` nearest ``t_tdb_jd``
+    (within ``MC_CLUSTER_DAYS``); Nones and NaNs when it has none."""
+    near = [ca for ca in found if ca.body == body
+            and abs(ca.time_tdb_jd - t_tdb_jd) <= MC_CLUSTER_DAYS]
+    if not near:
+        return None, None, float("nan"), float("nan")
+    ca = min(near, key=lambda c: abs(c.time_tdb_jd - t_tdb_jd))
+    body_state, sun_state = body_and_sun_states(body, ca.time_tdb_jd)
+    obj = body_state + np.concatenate([ca.rel_position_au, ca.rel_velocity_au_per_day])
+    bp = bplane_from_states(obj, body_state, sun_state, body)
+    return (_opt(bp.xi_km[0]), _opt(bp.zeta_km[0]), float(bp.impact_radius_km[0]),
+            float(bp.v_inf_km_s[0]))
+
+
+def _plane(kind: str, body: str, t_tdb_jd: float, date_utc: str, method: str,
+           approaches: np.ndarray, check_rows: np.ndarray | None, seed_seq: list[int]
+           ) -> tuple[dict[str, Any], np.ndarray, np.ndarray, np.ndarray]:
+    """A target plane's common keys, and (rows, points, focused radii) of its samples."""
+    rows = _encounter_rows(approaches, body, t_tdb_jd)
+    xz, r_imp = _xi_zeta(rows, body)
+    check = _encounter_rows(check_rows, body, t_tdb_jd) if check_rows is not None else None
+    check_xz = _xi_zeta(check, body)[0] if check is not None else np.zeros((0, 2))
+    plane: dict[str, Any] = {
+        "kind": kind, "body": body, "date_utc": date_utc, "time_tdb_jd": float(t_tdb_jd),
+        "radius_km": float(RADIUS_KM[body]), "method": method,
+        "n_samples": int(rows.size),
+        "n_impacting": int(np.sum(rows["dist_km"] < RADIUS_KM[body])) if rows.size else 0,
+        "points_km": _thinned(xz, [*seed_seq, 0]),
+        "n_check_samples": int(check.size) if check is not None else 0,
+        "check_points_km": _thinned(check_xz, [*seed_seq, 1]),
+    }
+    return plane, rows, xz, r_imp
+
+
+def target_planes(vis: list[tuple[VirtualImpactor, ImpactEvent]], vas: sampling.VirtualAsteroids,
+                  approaches: np.ndarray, found: list, check_rows: np.ndarray | None,
+                  method: str, seed: int | None = 0) -> list[dict[str, Any]]:
+    """Target planes (Öpik b-planes) for plots, from the approaches the run already found.
+
+    One plane per virtual impactor (the ``TARGET_PLANE_VIS`` most probable, most probable first),
+    then one per nominal close approach without a virtual impactor at the same encounter (the
+    ``TARGET_PLANE_APPROACHES`` closest). On each, every virtual asteroid of the run with an
+    approach to that body within ``MC_CLUSTER_DAYS`` of the encounter is a point (ξ, ζ) in km in
+    its own b-plane frame (:func:`neodefense.impacts.bplane.bplane_from_states`): for Monte Carlo
+    runs the cloud over the body's disc, for LOV runs the line of virtual asteroids crossing it
+    (ranging samples are drawn ∝ weight, so their density is the probability density too).
+    The samples of the Monte Carlo cross-check are given separately.
+
+    Keys of each plane: ``kind`` ("virtual_impactor" | "close_approach"), ``body``,
+    ``date_utc``, ``time_tdb_jd``, ``radius_km`` (the body's), ``b_impact_km`` (the focused
+    impact radius at the encounter's v∞), ``v_inf_km_s``, ``ip`` (the VI's; None for a close
+    approach), ``vi_xi_km``/``vi_zeta_km`` (the VI's own point when known, else None),
+    ``nominal_xi_km``/``nominal_zeta_km`` (the nominal orbit's point when it comes within the
+    search radius at this encounter, else None), ``method`` (of the points: the run's),
+    ``n_samples`` (virtual asteroids at this encounter), ``n_impacting`` (those hitting the
+    body), ``points_km`` ([[ξ, ζ], ...], at most ``TARGET_PLANE_POINTS``, seeded thinning in
+    virtual-asteroid order — σ order on the LOV), ``n_check_samples`` and ``check_points_km``
+    (the same for the Monte Carlo cross-check; 0 and [] without one). Coordinates rounded to
+    0.1 km.
+    """
+    seed0 = abs(int(seed or 0))
+    planes: list[dict[str, Any]] = []
+    ranked = sorted(vis, key=lambda pair: (-float(pair[0].ip), pair[0].time_tdb_jd))
+    for k, (vi, event) in enumerate(ranked[:TARGET_PLANE_VIS]):
+        plane, rows, xz, r_imp = _plane("virtual_impactor", vi.body, vi.time_tdb_jd, vi.date_utc,
+                                        method, approaches, check_rows, [seed0, k])
+        nom_xi, nom_zeta, _, _ = _nominal_point(found, vi.body, vi.time_tdb_jd)
+        b_imp = float(vi.b_impact_km)
+        if not np.isfinite(b_imp):
+            b_imp = float(focused_radius_km(RADIUS_KM[vi.body], GM_KM3_S2[vi.body], vi.v_inf_km_s))
+        if not np.isfinite(b_imp) and np.any(np.isfinite(r_imp)):
+            b_imp = float(np.nanmedian(r_imp))
+        vi_xi, vi_zeta = _vi_point(event, vas, rows, xz)
+        plane.update({"b_impact_km": _num_or_none(b_imp), "v_inf_km_s": _num_or_none(vi.v_inf_km_s),
+                      "ip": _num_or_none(vi.ip), "vi_xi_km": vi_xi, "vi_zeta_km": vi_zeta,
+                      "nominal_xi_km": nom_xi, "nominal_zeta_km": nom_zeta})
+        planes.append(plane)
+    taken = [(p["body"], p["time_tdb_jd"]) for p in planes]
+    extra = [ca for ca in sorted(found, key=lambda c: c.distance_km)
+             if not any(b == ca.body and abs(t - ca.time_tdb_jd) <= MC_CLUSTER_DAYS
+                        for b, t in taken)]
+    for k, ca in enumerate(extra[:TARGET_PLANE_APPROACHES]):
+        plane, _, _, _ = _plane("close_approach", ca.body, ca.time_tdb_jd, _iso_utc(ca.time_tdb_jd),
+                                method, approaches, check_rows, [seed0, TARGET_PLANE_VIS + k])
+        nom_xi, nom_zeta, b_imp, v_inf = _nominal_point(found, ca.body, ca.time_tdb_jd)
+        plane.update({"b_impact_km": _num_or_none(b_imp), "v_inf_km_s": _num_or_none(v_inf),
+                      "ip": None, "vi_xi_km": None, "vi_zeta_km": None,
+                      "nominal_xi_km": nom_xi, "nominal_zeta_km": nom_zeta})
+        planes.append(plane)
+    return [_ordered(p) for p in planes]
+
+
+_PLANE_KEYS = ("kind", "body", "date_utc", "time_tdb_jd", "radius_km", "b_impact_km",
+               "v_inf_km_s", "ip", "vi_xi_km", "vi_zeta_km", "nominal_xi_km", "nominal_zeta_km",
+               "method", "n_samples", "n_impacting", "points_km", "n_check_samples",
+               "check_points_km")
+
+
+def _ordered(plane: dict[str, Any]) -> dict[str, Any]:
+    return {k: plane[k] for k in _PLANE_KEYS}
+
+
+def _num_or_none(value: float | None) -> float | None:
+    if value is None or not np.isfinite(value):
+        return None
+    return float(value)

@@ -1022,6 +1022,11 @@ def iter_parse_xml(stream: BinaryIO, file: str,
             line = e.position[0] if getattr(e, "position", None) else target.expat.ErrorLineNumber
             target.rejections.append(Rejection(file, line, "xml",
                                                f"not well-formed XML: {e}; rest of file not read"))
+        except LookupError as e:  # the XML declaration names an encoding nobody knows
+            failed = True
+            target.rejections.append(Rejection(
+                file, 1, "xml", f"unknown character encoding in the XML declaration: {e}; "
+                                "file not read (ADES XML is UTF-8)"))
         if not failed and not final:
             target.trim()
         with _gc_paused():
