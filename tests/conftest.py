@@ -9,12 +9,20 @@ server fails them loudly, since CI runs them.
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import settings as hypothesis_settings
+
+# Property tests draw the same examples on every run (deterministic CI; set
+# HYPOTHESIS_PROFILE=explore for fresh random examples when hunting for bugs).
+hypothesis_settings.register_profile("deterministic", derandomize=True)
+hypothesis_settings.register_profile("explore", derandomize=False)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 #: Real data shared beside the repository (tests only; package code never reads it).

@@ -113,6 +113,7 @@ def test_object_document(client) -> None:
     assert [h["cumulative_ip"] for h in doc["ip_history"]] == [0.02, 1.0]
     assert doc["risk"]["rank"] == 1 and doc["removed"] is None
     assert doc["alerts"] and doc["alerts"][0]["alert_id"].startswith("NDA-")
+    assert "added to the risk list" in doc["alerts"][0]["summary"]
     assert doc["observations"]["optical"] > 300
     # any alias of the object, e.g. its packed provisional designation
     assert client.get("/v1/objects/K24B01X").json()["designation"] == DESIGNATION

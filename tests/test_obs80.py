@@ -489,7 +489,8 @@ def test_iter_parse_rejects_a_huge_line_without_holding_it():
 # ----------------------------------------------------------------------------------------------
 def _check_accounting(data: bytes) -> None:
     res = obs80.parse(data, "h.obs80")
-    lines = data.split(b"\n") if data else []
+    text = data.removeprefix(b"\xef\xbb\xbf")  # a leading byte-order mark is not content
+    lines = text.split(b"\n") if text else []
     if data.endswith(b"\n"):
         lines.pop()
     assert res.n_lines == len(lines)
@@ -522,6 +523,12 @@ def _check_accounting(data: bytes) -> None:
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=2000))
 def test_arbitrary_bytes_never_raise(data):
+    _check_accounting(data)
+
+
+@pytest.mark.parametrize("data", [b"\xef\xbb\xbf", b"\xef\xbb\xbf\n", b"\xef\xbb\xbfx"])
+def test_byte_order_mark_alone(data):
+    """Found by the fuzz test above: a file holding only a byte-order mark is an empty file."""
     _check_accounting(data)
 
 

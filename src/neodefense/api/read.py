@@ -191,6 +191,12 @@ def _solution_version(row: Mapping[str, Any]) -> dict[str, Any]:
     return {("created_utc" if k == "created_at" else k): row.get(k) for k in keys}
 
 
+def _alert_summary(payload: Mapping[str, Any]) -> str:
+    """What an alert said, in one line: its events' messages."""
+    return " ".join(str(e.get("message", "")) for e in payload.get("events") or []
+                     if e.get("message"))
+
+
 def object_document(engine: Engine, designation: str) -> dict[str, Any]:
     """Everything public about one object (any of its designations), as plain data (the
     ``/v1/objects/{designation}`` answer before :func:`clean`). Raises
@@ -209,7 +215,7 @@ def object_document(engine: Engine, designation: str) -> dict[str, Any]:
                 None)
     removed = catalog_alerts.removals(engine, designation=name)
     alerts = [{"alert_id": a["alert_id"], "issued_utc": a["issued_utc"], "kinds": a["kinds"],
-               "sequence": a["sequence"], "summary": (a["payload"] or {}).get("summary", "")}
+               "sequence": a["sequence"], "summary": _alert_summary(a["payload"] or {})}
               for a in catalog_alerts.alerts(engine, designation=name)]
     close = (assessment or {}).get("close_approaches") or (solution or {}).get(
         "close_approaches") or []
