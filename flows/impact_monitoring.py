@@ -2,7 +2,10 @@
 assessment, the virtual asteroids spread over Dask.
 
 1. :func:`neodefense.catalog.assessments.solutions_to_monitor` lists the objects whose current
-   orbit solution (newest converged one) has no impact assessment yet.
+   orbit solution (newest converged one) has no impact assessment yet (``scope="changed"``);
+   ``scope="all"`` (the nightly run) adds :func:`~neodefense.catalog.assessments.stale_solutions`:
+   the objects last assessed by another code version or with other settings than this run's
+   (:func:`monitor_settings`).
 2. One coarse Prefect task opens the Dask client (:func:`neodefense.compute.client`) once and
    monitors the objects one after the other *in this process*: it loads the solution and its
    observations, calls :func:`neodefense.impacts.monitor.monitor_solution` with the client (the
@@ -70,13 +73,52 @@ def _retrying(fn: Callable[..., Any], *args: Any) -> Any:
     raise AssertionError("unreachable")
 
 
+#: What :func:`monitor_changed_objects` monitors: "changed" (objects whose current orbit has
+#: no assessment yet) or "all" (those, and every object whose assessment is stale).
+SCOPES = ("changed", "all")
+
+
+def monitor_arguments(options: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments :func:`neodefense.impacts.monitor.monitor_solution` gets from the
+    run's ``options`` (besides the solution, its observations and the Dask client)."""
+    cross_check_samples = int(options.get("cross_check_samples", 0))
+    return {"method": str(options["method"]), "years": float(options["years"]),
+            "n_samples": int(options["n_samples"]) or None, "bodies": tuple(options["bodies"]),
+            "seed": int(options["seed"]),
+            "entry_altitude_km": float(options["entry_altitude_km"]),
+            "cross_check": cross_check_samples > 0,
+            "cross_check_samples": cross_check_samples or None}
+
+
+def monitor_settings(options: dict[str, Any]) -> dict[str, Any]:
+    """The ``settings`` an assessment made with ``options`` records (as
+    :func:`~neodefense.impacts.monitor.monitor_solution` writes them): what an assessment's
+    settings are compared with to tell whether it is stale."""
+    args = monitor_arguments(options)
+    return {"method": args["method"], "years": args["years"], "n_samples": args["n_samples"],
+            "bodies": [str(b).strip().lower() for b in args["bodies"]], "seed": args["seed"],
+            "entry_altitude_km": args["entry_altitude_km"], "cross_check": args["cross_check"],
+            "cross_check_samples": args["cross_check_samples"], "diameter_m": None,
+            "is_samples": None}
+
+
 @task(name="find-solutions-to-monitor", cache_policy=NO_CACHE)
-def find_solutions_to_monitor(catalog_url: str) -> list[tuple[int, str, int]]:
+def find_solutions_to_monitor(catalog_url: str, scope: str = "changed",
+                              settings: dict[str, Any] | None = None
+                              ) -> list[tuple[int, str, int]]:
+    """(object id, designation, solution id) to monitor, by object id: the changed ones, and
+    with ``scope="all"`` those whose assessment is stale for this code version and the monitor
+    ``settings`` (:func:`monitor_settings`)."""
     from neodefense.catalog import assessments, db
+    from neodefense.orbits.solution import code_version
 
     engine = db.connect(catalog_url)
     try:
-        return _retrying(assessments.solutions_to_monitor, engine)
+        todo = _retrying(assessments.solutions_to_monitor, engine)
+        if scope == "all":
+            stale = _retrying(assessments.stale_solutions, engine, code_version(), settings or {})
+            todo = sorted(set(todo) | set(stale))
+        return todo
     finally:
         engine.dispose()
 
@@ -113,13 +155,8 @@ def monitor_one(engine, client, object_id: int, designation: str, solution_id: i
         return None
     start = time.perf_counter()
     try:
-        assessment = monitor.monitor_solution(
-            solution, batch=batch, method=str(options["method"]), years=float(options["years"]),
-            n_samples=int(options["n_samples"]) or None, bodies=tuple(options["bodies"]),
-            seed=int(options["seed"]), entry_altitude_km=float(options["entry_altitude_km"]),
-            cross_check=int(options.get("cross_check_samples", 0)) > 0,
-            cross_check_samples=int(options.get("cross_check_samples", 0)) or None,
-            client=client)
+        assessment = monitor.monitor_solution(solution, batch=batch, client=client,
+                                              **monitor_arguments(options))
     except Exception as exc:  # noqa: BLE001 - a bug, a killed worker: record it, go on
         assessment = _failed(solution, options, f"monitor: {type(exc).__name__}: {exc}",
                              time.perf_counter() - start)
@@ -173,19 +210,29 @@ def monitor_and_store(catalog_url: str, todo: list[tuple[int, str, int]],
 def monitor_changed_objects(catalog_url: str | None = None, method: str | None = None,
                             years: float | None = None, n_samples: int | None = None,
                             bodies: list[str] | None = None, seed: int | None = None,
-                            config_path: str | None = None) -> list[dict[str, Any]]:
+                            config_path: str | None = None, *,
+                            cross_check_samples: int | None = None,
+                            entry_altitude_km: float | None = None,
+                            scope: str = "changed") -> list[dict[str, Any]]:
     """Monitor every object whose current orbit solution has no impact assessment yet; store
-    each assessment as the object's next version. Parameters left None come from the
-    ``[monitoring]`` settings (``n_samples`` 0: the method's default). Returns one summary per
-    object monitored."""
+    each assessment as the object's next version. ``scope="all"``: also every object whose
+    current assessment is stale (made by another code version or with other settings than
+    this run's; see :func:`~neodefense.catalog.assessments.stale_solutions`). Parameters left
+    None come from the ``[monitoring]`` settings (``n_samples`` 0: the method's default;
+    ``cross_check_samples`` 0: no Monte Carlo cross-check). Returns one summary per object
+    monitored."""
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {SCOPES}, not {scope!r}")
     settings = config.load(config_path)
     url = catalog_url or settings.catalog_url
     options = monitoring_options(settings, method=method, years=years, n_samples=n_samples,
-                                 bodies=bodies, seed=seed)
+                                 bodies=bodies, seed=seed, cross_check_samples=cross_check_samples,
+                                 entry_altitude_km=entry_altitude_km)
     logger = get_run_logger()
-    todo = find_solutions_to_monitor(url)
+    todo = find_solutions_to_monitor(url, scope, monitor_settings(options))
     if not todo:
-        logger.info("no object has a new orbit solution: nothing to monitor")
+        logger.info("no object has a new orbit solution%s: nothing to monitor",
+                    " or a stale assessment" if scope == "all" else "")
         return []
     logger.info("%d object(s) to monitor (%s, %g years)", len(todo), options["method"],
                 float(options["years"]))

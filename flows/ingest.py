@@ -17,13 +17,19 @@ from neodefense.catalog.errors import is_transient
 
 
 def _retry_if_transient(task_, task_run, state) -> bool:  # noqa: ANN001 - Prefect's callback
+    return _still_transient(state)
+
+
+def _still_transient(state) -> bool:  # noqa: ANN001 - a Prefect State
+    """The failed state's error is a transient database error (worth another try)."""
     try:
         error = state.result(raise_on_failure=False)
-    except Exception:  # noqa: BLE001 - unreadable result: do not retry
+    except Exception:  # noqa: BLE001 - unreadable result: not retried
         return False
-    return is_transient(error) if isinstance(error, BaseException) else False
+    return isinstance(error, BaseException) and is_transient(error)
 
 
+#: retries and delays are set per run from ``[ingest] retries`` / ``retry_delay_seconds``
 @task(retries=3, retry_delay_seconds=[1, 2, 4], retry_condition_fn=_retry_if_transient,
       task_run_name="ingest {item.path.name}")
 def ingest_file(item: inbox.InboxFile, catalog_url: str, chunk_bytes: int) -> dict[str, Any]:
@@ -45,8 +51,12 @@ def ingest_inbox(inbox_root: str | None = None, catalog_url: str | None = None,
     url = catalog_url or settings.catalog_url
     logger = get_run_logger()
     receipts: list[dict[str, Any]] = []
+    retries = int(settings.get("ingest", "retries"))
+    delay_s = float(settings.get("ingest", "retry_delay_seconds"))
+    ingest_task = ingest_file.with_options(
+        retries=retries, retry_delay_seconds=[delay_s * 2**k for k in range(retries)])
     for item in inbox.scan(root):
-        state = ingest_file(item, url, int(settings.get("ingest", "chunk_bytes")),
+        state = ingest_task(item, url, int(settings.get("ingest", "chunk_bytes")),
                             return_state=True)
         if state.is_completed():
             receipt = state.result()
@@ -58,9 +68,16 @@ def ingest_inbox(inbox_root: str | None = None, catalog_url: str | None = None,
             error = str(state.message)
             receipt = {"file": item.path.name, "submission_id": None, "accepted": 0,
                        "duplicates": 0, "rejected": [], "error": error}
-            inbox.settle(item, receipt, settings.processed_dir, settings.quarantine_dir,
-                         error=error)
-            logger.error("%s/%s failed: %s", item.submitter, item.path.name, error)
+            if _still_transient(state):
+                # the database is still away after every retry: leave the file in the inbox;
+                # the next run takes up the same stored submission (nothing is lost)
+                receipt["retry"] = True
+                logger.warning("%s/%s: database unavailable (%s); left in the inbox for the "
+                               "next run", item.submitter, item.path.name, error)
+            else:
+                inbox.settle(item, receipt, settings.processed_dir, settings.quarantine_dir,
+                             error=error)
+                logger.error("%s/%s failed: %s", item.submitter, item.path.name, error)
         receipts.append(receipt)
     return receipts
 

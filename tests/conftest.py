@@ -105,5 +105,7 @@ def prefect_embedded():
     whole session: starting it costs ~10 s, so flow tests share it."""
     from prefect.testing.utilities import prefect_test_harness
 
+    # its telemetry service writes to the harness's SQLite and logs 'database is locked'
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     with prefect_test_harness(server_startup_timeout=120):
         yield

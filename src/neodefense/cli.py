@@ -151,7 +151,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from neodefense import demo
 
     return demo.run(data_dir=Path(args.data_dir) if args.data_dir else None,
-                    keep=args.keep, use_prefect=not args.no_prefect)
+                    keep=args.keep, use_prefect=not args.no_prefect,
+                    dashboard=not args.no_dashboard, serve_seconds=args.serve_seconds)
 
 
 def cmd_fetch_mpc(args: argparse.Namespace) -> int:
@@ -1109,7 +1110,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the main job on embedded defaults, on bundled real data")
     p.add_argument("--data-dir", help="where to put the demo catalog (default: <data_dir>/demo)")
     p.add_argument("--keep", action="store_true", help="keep an existing demo catalog")
-    p.add_argument("--no-prefect", action="store_true", help="call the package directly")
+    p.add_argument("--no-prefect", action="store_true",
+                   help="the same stages by calling the package in this process (no Prefect, no Dask)")
+    p.add_argument("--no-dashboard", action="store_true", help="do not start the dashboard")
+    p.add_argument("--serve-seconds", type=float, default=None, metavar="N",
+                   help="keep the dashboard up N s at the end (default: until Enter when stdin "
+                        "is a terminal, else stop at once)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("fetch-mpc", help="download an object's observations from the MPC (online)")

@@ -118,4 +118,6 @@ def apply_prefect_environment(settings: Settings) -> None:
     else:
         os.environ.setdefault("PREFECT_HOME", str(settings.data_dir / "prefect"))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # the embedded server may take longer than Prefect's default 20 s to start on a busy machine
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     os.environ.setdefault("DO_NOT_TRACK", "1")

@@ -16,25 +16,42 @@ the body). An accepted one goes through :func:`neodefense.catalog.ingest.ingest`
 inbox uses (``submitter`` = the account name), and is answered 201 with the receipt: the keys
 of :meth:`Receipt.as_json` plus ``submission_id``, ``status`` and ``links``. The same bytes again
 are recorded as a duplicate submission (status 'duplicate'), exactly as the inbox does.
+
+When a Prefect server is configured (``[prefect] api_url``, $PREFECT_API_URL) and a submission
+added observations, the Prefect event :data:`SUBMISSION_EVENT` (resource
+``neodefense.submission.<id>``) is posted to it after the answer has been sent
+(:func:`announce_submission`): the ``pipeline-on-submission`` deployment (flows/deploy.py) runs
+on it. A Prefect server that is down or refuses the event is logged; the submission stands.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import io
 import logging
 import os
 import tempfile
+import uuid
 from typing import Annotated, Any, BinaryIO, Literal
 
+import httpx
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from neodefense.api.deps import AuditedRoute, api_setting, get_engine, note_audit, require_roles
+from neodefense.api.deps import (
+    AuditedRoute,
+    api_setting,
+    get_engine,
+    get_settings,
+    note_audit,
+    require_roles,
+)
 from neodefense.catalog import access
 from neodefense.catalog.access import Principal
 from neodefense.catalog.ingest import ingest
@@ -54,6 +71,11 @@ MAX_LISTED_LINES = 1000
 DEFAULT_FILENAME = "api-submission"
 #: Largest id a path accepts (the id columns are 32-bit).
 MAX_ID = 2**31 - 1
+#: The Prefect event announcing a submission that added observations (flows/deploy.py's
+#: ``pipeline-on-submission`` deployment is triggered by it).
+SUBMISSION_EVENT = "neodefense.submission.received"
+#: Timeout of the POST of that event to the Prefect server (seconds).
+EVENT_TIMEOUT_S = 5.0
 
 Format = Literal["obs80", "ades_psv", "ades_xml"]
 _BODY_DOC = {"requestBody": {"required": True, "description": "The raw observation file.",
@@ -218,8 +240,53 @@ async def post_submission(
             raise HTTPException(500, {"error": "ingest_failed", "submission_id": submission_id,
                                       "reason": f"{type(exc).__name__}: {exc}"}) from None
     note_audit(request, submission_id=answer["submission_id"], reason=answer["status"])
-    return JSONResponse(answer, status_code=201,
-                        headers={"Location": answer["links"]["self"]})
+    return JSONResponse(answer, status_code=201, headers={"Location": answer["links"]["self"]},
+                        background=_announcement(request, answer, principal))
+
+
+def submission_event(answer: dict[str, Any], submitter: str) -> dict[str, Any]:
+    """The Prefect event (its JSON) announcing the accepted submission ``answer``."""
+    return {
+        "id": str(uuid.uuid4()),
+        "occurred": dt.datetime.now(dt.UTC).isoformat(),
+        "event": SUBMISSION_EVENT,
+        "resource": {"prefect.resource.id": f"neodefense.submission.{answer['submission_id']}",
+                     "prefect.resource.name": str(answer.get("file") or "")},
+        "payload": {"submission_id": answer["submission_id"], "submitter": submitter,
+                    "accepted": answer["accepted"], "duplicates": answer["duplicates"],
+                    "status": answer["status"]},
+        "related": [],
+    }
+
+
+def announce_submission(api_url: str, event: dict[str, Any]) -> bool:
+    """POST ``event`` to the events API of the Prefect server at ``api_url`` (``.../api``);
+    whether it was accepted. Never raises: a failure is logged (the submission is stored
+    whatever happens here, and the hourly run picks it up)."""
+    try:
+        response = httpx.post(f"{api_url.rstrip('/')}/events", json=[event],
+                              timeout=EVENT_TIMEOUT_S)
+        response.raise_for_status()
+    except Exception as exc:  # noqa: BLE001 - the answer has been sent; only log
+        log.warning("Prefect event %s for %s not delivered to %s: %s: %s", event["event"],
+                    event["resource"]["prefect.resource.id"], api_url, type(exc).__name__, exc)
+        return False
+    return True
+
+
+def _announcement(request: Request, answer: dict[str, Any],
+                  principal: Principal) -> BackgroundTask | None:
+    """The background task posting :data:`SUBMISSION_EVENT` after the answer, when a Prefect
+    server is configured and the submission added observations; else None."""
+    try:
+        api_url = str((get_settings(request).raw.get("prefect") or {}).get("api_url") or "")
+        if not api_url or not answer.get("accepted"):
+            return None
+        return BackgroundTask(announce_submission, api_url,
+                              submission_event(answer, principal.observatory or ""))
+    except Exception:  # noqa: BLE001 - never fail an accepted submission over its event
+        log.exception("no Prefect event for submission %s", answer.get("submission_id"))
+        return None
 
 
 def _visible(principal: Principal, account_id: int | None) -> bool:

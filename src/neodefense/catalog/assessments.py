@@ -19,6 +19,9 @@ Conventions
   as :func:`neodefense.catalog.solutions.latest_solution`) has no assessment yet: a new orbit
   solution makes the object due, a failed refit does not. Like a failed fit, a failed
   monitoring run is not retried on the same solution unless asked (``retry_failed``).
+* :func:`stale_solutions` lists, for the nightly re-monitoring of the whole catalog, the objects
+  whose current orbit was last assessed by another code version or with other monitor settings
+  than the ones given (the ``settings`` an assessment records, :attr:`ImpactAssessment.settings`).
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ __all__ = [
     "assessment_history",
     "latest_assessment",
     "solutions_to_monitor",
+    "stale_solutions",
     "store_assessment",
     "virtual_impactors_of",
 ]
@@ -304,6 +308,53 @@ def assessment_from_dict(data: Mapping[str, Any]) -> ImpactAssessment:
 
 
 # -- finding work ----------------------------------------------------------------------------------
+
+def _current_solutions() -> sa.Subquery:
+    """(object_id, solution_id) of every object's current orbit solution: its newest converged
+    or short-arc one (what :func:`solutions_to_monitor` monitors)."""
+    s = m.OrbitSolutionRecord.__table__
+    newest = (sa.select(s.c.object_id, sa.func.max(s.c.version).label("version"))
+              .where(s.c.status.in_((CONVERGED, ARC_TOO_SHORT)))
+              .group_by(s.c.object_id).subquery())
+    return (sa.select(s.c.object_id, s.c.id.label("solution_id"))
+            .join(newest, sa.and_(newest.c.object_id == s.c.object_id,
+                                  newest.c.version == s.c.version))
+            .subquery())
+
+
+def stale_solutions(bind: Bind, code_version: str, settings: Mapping[str, Any]
+                    ) -> list[tuple[int, str, int]]:
+    """(object id, designation, solution id) of every object whose current orbit solution (as
+    :func:`solutions_to_monitor`) was last assessed — its newest assessment of that solution,
+    whatever the status — by another ``code_version`` or with other monitor ``settings`` than
+    the given ones (compared as JSON values: the dict an assessment records in ``settings``;
+    an assessment stored before settings were recorded is stale), ordered by object id.
+
+    The nightly re-monitoring runs these beside :func:`solutions_to_monitor`. The current
+    assessment of an object goes stale when the code or the settings change; comparing the
+    newest run of the current solution (not the current 'ok' assessment) means a run that failed
+    with this code and these settings is not repeated every night, while an upgrade retries it
+    once. Objects whose current solution has no assessment at all are
+    :func:`solutions_to_monitor`'s, not listed here."""
+    a, o = m.ImpactAssessmentRecord.__table__, m.Object.__table__
+    current = _current_solutions()
+    newest = (sa.select(a.c.solution_id, sa.func.max(a.c.version).label("version"))
+              .group_by(a.c.solution_id).subquery())
+    query = (sa.select(current.c.object_id, o.c.designation, current.c.solution_id,
+                       a.c.code_version, a.c.result["settings"].label("settings"))
+             .join(newest, newest.c.solution_id == current.c.solution_id)
+             .join(a, sa.and_(a.c.solution_id == newest.c.solution_id,
+                              a.c.version == newest.c.version))
+             .join(o, o.c.id == current.c.object_id)
+             .order_by(current.c.object_id))
+    wanted = _jsonable(dict(settings))
+
+    def run(conn: Connection) -> list[tuple[int, str, int]]:
+        return [(int(r.object_id), r.designation, int(r.solution_id)) for r in conn.execute(query)
+                if r.code_version != code_version or (r.settings or {}) != wanted]
+
+    return _run(bind, run)
+
 
 def solutions_to_monitor(bind: Bind, retry_failed: bool = False) -> list[tuple[int, str, int]]:
     """(object id, designation, solution id) of every object whose current orbit solution (its
